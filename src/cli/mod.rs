@@ -1,0 +1,305 @@
+//! The `vitals` command line: generate a demo lake, ingest files, run SQL
+//! (one query or an interactive prompt), list what SQL can see, and a guided
+//! tour of the customer-success reports. Every flag also reads a VITALS_* variable.
+
+pub mod render;
+mod repl;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineArgs};
+use crate::lake::demo::{self, DemoArgs};
+use crate::lake::ingest::{self, IngestArgs, InputFormat};
+use crate::lake::{Lake, Table};
+use render::Format;
+
+/// vitals: customer-success analytics over product events in Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "vitals", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (error, warn, info, debug, or a tracing filter).
+    #[arg(long, global = true, env = "VITALS_LOG", default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a realistic, deterministic demo lake.
+    Demo(DemoCmd),
+    /// Load CSV, newline-delimited JSON or Parquet files into the lake.
+    Ingest(IngestCmd),
+    /// Run one SQL query, or open an interactive prompt when no query is given.
+    Sql(SqlCmd),
+    /// List the tables, views and functions SQL can use.
+    Tables(LakeArgs),
+    /// Generate the demo lake if missing, then show the main reports on it.
+    Tour(TourCmd),
+}
+
+/// Where the lake is and how to read it.
+#[derive(Debug, Args, Clone)]
+pub struct LakeArgs {
+    /// Lake root: a local folder or s3://bucket/prefix (AWS_* variables configure S3).
+    #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
+    pub lake: String,
+    /// TOML file with the event names and report settings (see README).
+    #[arg(long, env = "VITALS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A folder of your own CREATE VIEW files, loaded after the built-in views.
+    #[arg(long, env = "VITALS_VIEWS")]
+    pub views: Option<PathBuf>,
+    /// Memory for query execution, such as 2GiB (default: unbounded).
+    #[arg(long, env = "VITALS_MEMORY_LIMIT", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoCmd {
+    #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
+    pub lake: String,
+    /// Number of customer accounts.
+    #[arg(long, default_value_t = 120)]
+    pub accounts: usize,
+    /// Days of events, ending at --end-date.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Random seed: the same seed gives the same lake.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Last day of events (YYYY-MM-DD).
+    #[arg(long, default_value_t = demo::default_end_date())]
+    pub end_date: NaiveDate,
+    /// Replace the tables of a lake that already has files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestCmd {
+    #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
+    pub lake: String,
+    /// Table to load: events, accounts, users or interventions.
+    #[arg(long, default_value = "events", value_parser = parse_table)]
+    pub table: Table,
+    /// Input format (default: from each file's extension).
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+    /// Write bad rows here (JSON lines, with the reason) and ingest the good ones.
+    #[arg(long)]
+    pub reject_file: Option<PathBuf>,
+    /// Files to load.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Rows shown in table format.
+    #[arg(long, default_value_t = 1000)]
+    pub max_rows: usize,
+    /// The query; without it an interactive prompt opens.
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TourCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+}
+
+fn parse_table(s: &str) -> Result<Table, String> {
+    Table::parse(s).ok_or_else(|| format!("unknown table '{s}': use events, accounts, users or interventions"))
+}
+
+/// Parses sizes such as `512MiB`, `2GB`, `1048576`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a size such as 512MiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit '{other}' in '{s}'")),
+    };
+    Ok((n * mult) as usize)
+}
+
+type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+impl LakeArgs {
+    pub async fn engine(&self) -> CliResult<Engine> {
+        let lake = Lake::open(&self.lake, false)?;
+        let config = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let mut args = EngineArgs::new(lake);
+        args.config = config;
+        args.views_dir = self.views.clone();
+        args.memory_limit = self.memory_limit;
+        Ok(Engine::open(args).await?)
+    }
+}
+
+/// Runs the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Demo(c) => run_demo(c).await,
+        Command::Ingest(c) => run_ingest(c).await,
+        Command::Sql(c) => run_sql(c).await,
+        Command::Tables(c) => run_tables(c).await,
+        Command::Tour(c) => run_tour(c).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+async fn run_demo(c: DemoCmd) -> CliResult {
+    let lake = Lake::open(&c.lake, true)?;
+    let args = DemoArgs { accounts: c.accounts, days: c.days, seed: c.seed, end_date: c.end_date, force: c.force };
+    let (s, planted) = demo::generate(&lake, &args).await?;
+    println!(
+        "demo lake at {}: {} accounts, {} users, {} events in {} files, {:.1}s ({:.2}M events/s)",
+        c.lake,
+        s.accounts,
+        s.users,
+        s.events,
+        s.files,
+        s.seconds,
+        s.events as f64 / s.seconds.max(1e-9) / 1e6
+    );
+    println!(
+        "planted: {} at least {} times in the first {} days predicts activity in days 8-14; declining in the last {} days: {}; CSM intervened at: {}",
+        planted.magic_event,
+        planted.magic_count,
+        planted.magic_window_days,
+        planted.decline_days,
+        planted.declining.join(", "),
+        planted.intervened.join(", ")
+    );
+    Ok(())
+}
+
+async fn run_ingest(c: IngestCmd) -> CliResult {
+    let lake = Lake::open(&c.lake, true)?;
+    let args = IngestArgs { table: c.table, files: c.files, format: c.format, reject_file: c.reject_file.clone(), progress: true };
+    let s = ingest::ingest(&lake, args).await?;
+    println!(
+        "ingested into {}: {} rows read, {} written, {} rejected, {} duplicates dropped, {} files, {:.2}s",
+        c.table.name(),
+        s.rows_read,
+        s.rows_written,
+        s.rows_rejected,
+        s.duplicates_dropped,
+        s.files_written,
+        s.seconds
+    );
+    if let (Some(p), true) = (&c.reject_file, s.rows_rejected > 0) {
+        println!("rejected rows and their reasons: {}", p.display());
+    }
+    Ok(())
+}
+
+/// Runs one statement and writes its result.
+pub async fn run_query(engine: &Engine, sql: &str, format: Format, max_rows: usize, out: &mut dyn Write) -> CliResult<usize> {
+    let df = engine.ctx().sql(sql).await?;
+    let stream = df.execute_stream().await?;
+    Ok(render::write_stream(stream, format, max_rows, out).await?)
+}
+
+async fn run_sql(c: SqlCmd) -> CliResult {
+    let engine = c.lake.engine().await?;
+    match &c.query {
+        Some(q) => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            run_query(&engine, q, c.format, c.max_rows, &mut out).await?;
+            out.flush()?;
+            Ok(())
+        }
+        None => repl::run(&engine, c.format, c.max_rows).await,
+    }
+}
+
+async fn run_tables(c: LakeArgs) -> CliResult {
+    let engine = c.engine().await?;
+    let mut grid = comfy_table::Table::new();
+    grid.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    grid.set_header(vec!["kind", "name", "description"]);
+    for e in engine.catalog() {
+        grid.add_row(vec![e.kind, &e.name, &e.description]);
+    }
+    println!("{grid}");
+    Ok(())
+}
+
+/// The tour: each step a question a CS team asks, and the SQL that answers it.
+const TOUR: &[(&str, &str)] = &[
+    (
+        "Paying accounts whose login users fell most, last 7 days against the 7 before",
+        "SELECT org_id, name, plan, csm, login_users, login_users_prev, login_users_change_pct, visits, visits_change_pct, duration_min, duration_min_change_pct \
+         FROM account_usage() WHERE is_paid ORDER BY login_users_change_pct ASC NULLS LAST, org_id LIMIT 10",
+    ),
+    (
+        "Where time goes: module share of minutes, last 7 days",
+        "SELECT module, round(sum(duration_min), 1) AS minutes, round(100 * sum(duration_min) / sum(sum(duration_min)) OVER (), 1) AS share_pct \
+         FROM module_usage_share() WHERE day > (SELECT max(day) - 7 FROM module_usage_share()) GROUP BY module ORDER BY minutes DESC",
+    ),
+    (
+        "Acquisition channels over the last four weeks",
+        "SELECT utm_source, utm_medium, visitors, new_users, bounce_rate_pct, avg_visit_min, pages_per_visit, conversion_pct \
+         FROM channel_quality() WHERE utm_source <> '(direct)' OR new_users > 0 ORDER BY new_users DESC LIMIT 8",
+    ),
+];
+
+async fn run_tour(c: TourCmd) -> CliResult {
+    let lake = Lake::open(&c.lake.lake, true)?;
+    let has_events = !lake.list_files(Table::Events).await?.is_empty();
+    if !has_events {
+        println!("No events in {} yet: generating the demo lake (vitals demo).", c.lake.lake);
+        run_demo(DemoCmd {
+            lake: c.lake.lake.clone(),
+            accounts: 120,
+            days: 90,
+            seed: 42,
+            end_date: demo::default_end_date(),
+            force: false,
+        })
+        .await?;
+    }
+    let engine = c.lake.engine().await?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let (Some(first), Some(last)) = (engine.summary().first_day, engine.summary().last_day) {
+        writeln!(out, "\nLake {}: events from {first} to {last}.", c.lake.lake)?;
+    }
+    for (title, sql) in TOUR {
+        writeln!(out, "\n== {title}\n   {sql}\n")?;
+        run_query(&engine, sql, Format::Table, 50, &mut out).await?;
+    }
+    writeln!(out, "\nNext: `vitals tables` lists everything; `vitals sql` opens a prompt.")?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Functions vitals adds to SQL: small scalar helpers for reports, and the
+//! table functions whose bodies are the SQL templates in `sql/reports/`.
+//! Registered by the engine; they know nothing of serving.
+
+pub mod scalar;
+pub mod table;
+
+use datafusion::prelude::SessionContext;
+
+/// A function as `vitals tables` lists it.
+#[derive(Debug, Clone)]
+pub struct FunctionDoc {
+    pub kind: &'static str,
+    pub signature: String,
+    pub description: String,
+}
+
+/// Registers the scalar and aggregate functions (table functions need the
+/// lake's tables first: see [`table::register`]).
+pub fn register_scalar(ctx: &SessionContext) -> Vec<FunctionDoc> {
+    scalar::register(ctx)
+}

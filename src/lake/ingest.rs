@@ -1,0 +1,877 @@
+//! `vitals ingest`: CSV, newline-delimited JSON and Parquet files in, checked
+//! row by row against the contract, de-duplicated by event_id, and written
+//! through the lake writer as one transaction. A rejected ingest stages
+//! nothing visible; with a reject file the bad rows go there with the reason.
+
+// ParquetObjectReader is deprecated upstream in favour of hand-written readers; it
+// is still the shortest correct way to read a footer from any object store.
+#![allow(deprecated)]
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt32Array,
+};
+use arrow::compute::{cast, take_record_batch};
+use arrow::datatypes::{DataType, SchemaRef};
+use chrono::{DateTime, NaiveDate};
+use futures::TryStreamExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ProjectionMask;
+
+use super::schema::{compatible, ts_type, Table, UTC};
+use super::writer::{sort_batch, sweep_staged, Transaction};
+use super::{Lake, LakeError, Result};
+
+/// Rows handled per chunk: bounds memory on large inputs.
+const CHUNK_ROWS: usize = 1 << 20;
+
+/// Input file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    Csv,
+    Json,
+    Parquet,
+}
+
+impl InputFormat {
+    /// Guesses the format from a file name.
+    pub fn from_path(path: &FsPath) -> Option<InputFormat> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if name.ends_with(".csv") {
+            Some(InputFormat::Csv)
+        } else if name.ends_with(".json") || name.ends_with(".ndjson") || name.ends_with(".jsonl") {
+            Some(InputFormat::Json)
+        } else if name.ends_with(".parquet") {
+            Some(InputFormat::Parquet)
+        } else {
+            None
+        }
+    }
+}
+
+/// What to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestArgs {
+    pub table: Table,
+    pub files: Vec<PathBuf>,
+    /// Overrides the format guessed from each file's name.
+    pub format: Option<InputFormat>,
+    /// Where bad rows go; without it one bad row rejects the whole ingest.
+    pub reject_file: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// The numbers printed at the end of an ingest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestSummary {
+    pub rows_read: usize,
+    pub rows_written: usize,
+    pub rows_rejected: usize,
+    pub duplicates_dropped: usize,
+    pub files_written: usize,
+    pub seconds: f64,
+}
+
+/// A row that broke the contract.
+#[derive(Debug, Clone)]
+struct BadRow {
+    /// "line 7" for text input, "row 7" for Parquet.
+    place: String,
+    column: String,
+    reason: String,
+    raw: serde_json::Value,
+}
+
+/// Runs an ingest as one transaction: either every good row becomes visible,
+/// or (on any error) nothing does.
+pub async fn ingest(lake: &Lake, args: IngestArgs) -> Result<IngestSummary> {
+    let started = Instant::now();
+    if args.files.is_empty() {
+        return Err(LakeError::Input("no input files given".into()));
+    }
+    sweep_staged(lake, args.table).await?;
+    let mut state = IngestState::new(lake, args.table);
+    let mut rejects: Vec<(String, BadRow)> = Vec::new();
+    let bar = progress_bar(&args)?;
+    let mut tx = Transaction::new(lake);
+    let outcome = async {
+        for file in &args.files {
+            let name = file.display().to_string();
+            let format = args.format.or_else(|| InputFormat::from_path(file)).ok_or_else(|| {
+                LakeError::Input(format!("{name}: cannot tell the format from the name; pass --format csv|json|parquet"))
+            })?;
+            let mut sink = |batch: RecordBatch, bad: Vec<BadRow>| -> Result<()> {
+                if let Some(first) = bad.first() {
+                    if args.reject_file.is_none() {
+                        return Err(LakeError::Input(format!(
+                            "{name}: {}, column '{}': {} (nothing was ingested; fix the row or pass --reject-file PATH)",
+                            first.place, first.column, first.reason
+                        )));
+                    }
+                }
+                rejects.extend(bad.into_iter().map(|b| (name.clone(), b)));
+                state.pending.push(batch);
+                Ok(())
+            };
+            match format {
+                InputFormat::Csv => read_csv(file, args.table, &mut sink)?,
+                InputFormat::Json => read_json(file, args.table, &mut sink)?,
+                InputFormat::Parquet => read_parquet(file, args.table, &mut sink)?,
+            }
+            state.flush(&mut tx, false).await?;
+            if let Some(bar) = &bar {
+                bar.inc(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
+            }
+        }
+        state.flush(&mut tx, true).await?;
+        Ok::<(), LakeError>(())
+    }
+    .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if let Err(e) = outcome {
+        tx.abort().await?;
+        return Err(e);
+    }
+    if let Some(path) = &args.reject_file {
+        if let Err(e) = write_rejects(path, &rejects) {
+            tx.abort().await?;
+            return Err(e);
+        }
+    }
+    let files_written = tx.staged().len();
+    let fail_mid_commit = failpoint("ingest-mid-commit");
+    if failpoint("ingest-before-commit") {
+        std::process::exit(70);
+    }
+    tx.commit(|i| {
+        if fail_mid_commit && i == 0 {
+            std::process::exit(70);
+        }
+    })
+    .await?;
+    let mut summary = state.summary;
+    summary.rows_rejected = rejects.len();
+    summary.rows_read += rejects.len();
+    summary.files_written = files_written;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Fault injection for the interrupted-ingest tests: `VITALS_FAILPOINT=NAME`
+/// makes the process exit at that point, as a crash would.
+fn failpoint(name: &str) -> bool {
+    std::env::var("VITALS_FAILPOINT").map(|v| v == name).unwrap_or(false)
+}
+
+fn progress_bar(args: &IngestArgs) -> Result<Option<indicatif::ProgressBar>> {
+    let total: u64 = args.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+    if !args.progress || total < 64 << 20 {
+        return Ok(None);
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        .map_err(|e| LakeError::Input(e.to_string()))?;
+    bar.set_style(style);
+    Ok(Some(bar))
+}
+
+fn write_rejects(path: &FsPath, rejects: &[(String, BadRow)]) -> Result<()> {
+    let mut out = std::io::BufWriter::new(File::create(path)?);
+    for (file, bad) in rejects {
+        let mut obj = match &bad.raw {
+            serde_json::Value::Object(m) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        obj.insert("_file".into(), file.clone().into());
+        obj.insert("_place".into(), bad.place.clone().into());
+        obj.insert("_column".into(), bad.column.clone().into());
+        obj.insert("_error".into(), bad.reason.clone().into());
+        serde_json::to_writer(&mut out, &obj).map_err(|e| LakeError::Input(e.to_string()))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// De-duplication and staging across chunks.
+struct IngestState<'a> {
+    lake: &'a Lake,
+    table: Table,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    /// event_ids already in the lake or in this ingest, per day loaded so far.
+    seen: HashMap<NaiveDate, HashSet<String>>,
+    /// Dimension tables: every good row, merged with the existing rows at the end.
+    dims: Vec<RecordBatch>,
+    summary: IngestSummary,
+}
+
+impl<'a> IngestState<'a> {
+    fn new(lake: &'a Lake, table: Table) -> Self {
+        Self { lake, table, pending: Vec::new(), pending_rows: 0, seen: HashMap::new(), dims: Vec::new(), summary: IngestSummary::default() }
+    }
+
+    async fn flush(&mut self, tx: &mut Transaction, last: bool) -> Result<()> {
+        self.pending_rows = self.pending.iter().map(|b| b.num_rows()).sum();
+        if self.pending_rows < CHUNK_ROWS && !last {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut self.pending);
+        let schema = self.table.schema();
+        let batch = arrow::compute::concat_batches(&schema, &batches)?;
+        self.summary.rows_read += batch.num_rows();
+        if self.table == Table::Events {
+            self.stage_events(tx, batch).await
+        } else {
+            self.dims.push(batch);
+            if last {
+                self.stage_dimension(tx).await
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    async fn stage_events(&mut self, tx: &mut Transaction, batch: RecordBatch) -> Result<()> {
+        let batch = fill_event_ids(batch)?;
+        let ids = batch.column(0).as_string::<i32>();
+        let times = batch.column(1).as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let mut by_day: HashMap<NaiveDate, Vec<u32>> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let day = day_of(times.value(row))
+                .ok_or_else(|| LakeError::Input(format!("event_time out of range in row {}", row + 1)))?;
+            if !self.seen.contains_key(&day) {
+                let existing = existing_ids(self.lake, day).await?;
+                self.seen.insert(day, existing);
+            }
+            let seen = self.seen.get_mut(&day).ok_or_else(|| LakeError::Input("internal: day set".into()))?;
+            if seen.insert(ids.value(row).to_string()) {
+                by_day.entry(day).or_default().push(row as u32);
+            } else {
+                self.summary.duplicates_dropped += 1;
+            }
+        }
+        let mut days: Vec<_> = by_day.into_iter().collect();
+        days.sort_by_key(|(d, _)| *d);
+        for (day, rows) in days {
+            let part = take_record_batch(&batch, &UInt32Array::from(rows))?;
+            let part = sort_batch(Table::Events, &part)?;
+            self.summary.rows_written += part.num_rows();
+            tx.stage(Table::Events, Some(day), &[part]).await?;
+        }
+        Ok(())
+    }
+
+    /// accounts and users are keyed (the new row wins); interventions drop exact repeats.
+    async fn stage_dimension(&mut self, tx: &mut Transaction) -> Result<()> {
+        let schema = self.table.schema();
+        let old_files = self.lake.list_files(self.table).await?;
+        let mut existing = Vec::new();
+        for f in &old_files {
+            let reader = ParquetObjectReader::new(self.lake.store().clone(), f.location.clone()).with_file_size(f.size);
+            let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.build()?;
+            let batches: Vec<RecordBatch> = stream.try_collect().await?;
+            for b in batches {
+                existing.push(conform(&b, self.table, &f.location.to_string())?);
+            }
+        }
+        let new_rows = arrow::compute::concat_batches(&schema, &self.dims)?;
+        let old_rows = arrow::compute::concat_batches(&schema, &existing)?;
+        let key_cols: Vec<usize> = match self.table {
+            Table::Accounts => vec![schema.index_of("org_id")?],
+            Table::Users => vec![schema.index_of("user_id")?],
+            _ => (0..schema.fields().len()).collect(),
+        };
+        let mut keep_new = Vec::new();
+        let mut keys = HashSet::new();
+        // Newest first: the last occurrence of a key in the input wins.
+        for row in (0..new_rows.num_rows()).rev() {
+            if keys.insert(row_key(&new_rows, &key_cols, row)?) {
+                keep_new.push(row as u32);
+            } else {
+                self.summary.duplicates_dropped += 1;
+            }
+        }
+        keep_new.reverse();
+        let mut keep_old = Vec::new();
+        for row in 0..old_rows.num_rows() {
+            if keys.insert(row_key(&old_rows, &key_cols, row)?) {
+                keep_old.push(row as u32);
+            } else if key_cols.len() == schema.fields().len() {
+                self.summary.duplicates_dropped += 1;
+            }
+        }
+        let merged = arrow::compute::concat_batches(
+            &schema,
+            &[take_record_batch(&old_rows, &UInt32Array::from(keep_old))?, take_record_batch(&new_rows, &UInt32Array::from(keep_new.clone()))?],
+        )?;
+        self.summary.rows_written = keep_new.len();
+        let merged = sort_batch(self.table, &merged)?;
+        tx.stage(self.table, None, &[merged]).await?;
+        // The old files are replaced: deleted only after the new one is committed.
+        tx.retire(old_files.into_iter().map(|m| m.location));
+        Ok(())
+    }
+}
+
+/// The UTC day of a microsecond timestamp.
+pub fn day_of(micros: i64) -> Option<NaiveDate> {
+    DateTime::from_timestamp_micros(micros).map(|t| t.date_naive())
+}
+
+/// The event_ids already committed for one day.
+async fn existing_ids(lake: &Lake, day: NaiveDate) -> Result<HashSet<String>> {
+    let folder = lake.table_path(Table::Events).clone().join(format!("event_date={}", day.format("%Y-%m-%d")));
+    let files: Vec<_> = match lake.store().list(Some(&folder)).try_collect().await {
+        Ok(v) => v,
+        Err(object_store::Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut ids = HashSet::new();
+    for f in files.into_iter().filter(|m| m.location.as_ref().ends_with(".parquet")) {
+        let reader = ParquetObjectReader::new(lake.store().clone(), f.location.clone()).with_file_size(f.size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+        let Some(idx) = builder.schema().fields().iter().position(|c| c.name() == "event_id") else { continue };
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+        let mut stream = builder.with_projection(mask).build()?;
+        while let Some(batch) = stream.try_next().await? {
+            let col = cast(batch.column(0), &DataType::Utf8)?;
+            ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+        }
+    }
+    Ok(ids)
+}
+
+/// A stable 128-bit FNV-1a digest, so the same row gets the same id on every run.
+fn content_id(parts: &[Option<String>]) -> String {
+    let mut a: u64 = 0xcbf29ce484222325;
+    let mut b: u64 = 0x6c62272e07bb0142;
+    for p in parts {
+        let bytes = p.as_deref().map(str::as_bytes).unwrap_or(b"\xff");
+        for &x in bytes.iter().chain(std::iter::once(&0u8)) {
+            a = (a ^ x as u64).wrapping_mul(0x100000001b3);
+            b = (b ^ x as u64).wrapping_mul(0x100000001b3).rotate_left(5);
+        }
+    }
+    format!("h{a:016x}{b:016x}")
+}
+
+/// Events without an event_id get one derived from their content, so that
+/// ingesting the same file twice still keeps one copy.
+fn fill_event_ids(batch: RecordBatch) -> Result<RecordBatch> {
+    let ids = batch.column(0).as_string::<i32>();
+    if ids.null_count() == 0 {
+        return Ok(batch);
+    }
+    let texts: Vec<ArrayRef> =
+        batch.columns().iter().map(|c| cast(c, &DataType::Utf8)).collect::<std::result::Result<_, _>>()?;
+    let mut out = StringBuilder::new();
+    for row in 0..batch.num_rows() {
+        if ids.is_valid(row) {
+            out.append_value(ids.value(row));
+        } else {
+            let parts: Vec<Option<String>> =
+                texts[1..].iter().map(|c| c.as_string::<i32>().is_valid(row).then(|| c.as_string::<i32>().value(row).to_string())).collect();
+            out.append_value(content_id(&parts));
+        }
+    }
+    let mut cols = batch.columns().to_vec();
+    cols[0] = Arc::new(out.finish());
+    Ok(RecordBatch::try_new(batch.schema(), cols)?)
+}
+
+fn row_key(batch: &RecordBatch, cols: &[usize], row: usize) -> Result<String> {
+    let mut key = String::new();
+    for &c in cols {
+        let v = arrow::util::display::array_value_to_string(batch.column(c), row)?;
+        key.push_str(&v);
+        key.push('\u{1f}');
+    }
+    Ok(key)
+}
+
+/// Casts a batch read from a Parquet file to the table's declared schema,
+/// naming the file and column when a type cannot be read as declared.
+fn conform(batch: &RecordBatch, table: Table, file: &str) -> Result<RecordBatch> {
+    let declared = table.schema();
+    let incoming = batch.schema();
+    for f in incoming.fields() {
+        if declared.field_with_name(f.name()).is_err() && !f.name().starts_with('_') {
+            return Err(unknown_column(file, table, f.name()));
+        }
+    }
+    let mut cols = Vec::with_capacity(declared.fields().len());
+    for field in declared.fields() {
+        let col = match incoming.index_of(field.name()) {
+            Ok(i) => {
+                let c = batch.column(i);
+                if !compatible(c.data_type(), field.data_type()) {
+                    return Err(LakeError::IncompatibleFile {
+                        file: file.to_string(),
+                        column: field.name().clone(),
+                        reason: format!("has type {}, the contract declares {}", c.data_type(), field.data_type()),
+                    });
+                }
+                cast_declared(c, field.data_type())?
+            }
+            Err(_) if !field.is_nullable() => {
+                return Err(LakeError::Input(format!("{file}: required column '{}' is missing", field.name())))
+            }
+            Err(_) => arrow::array::new_null_array(field.data_type(), batch.num_rows()),
+        };
+        cols.push(col);
+    }
+    let relaxed = relaxed(&declared);
+    Ok(RecordBatch::try_new(relaxed, cols)?)
+}
+
+/// Casts a column to its declared type; a timestamp without a zone is taken as UTC.
+fn cast_declared(c: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    Ok(match (c.data_type(), to) {
+        (DataType::Timestamp(unit, _), DataType::Timestamp(_, _)) => {
+            let with_utc = cast(c, &DataType::Timestamp(*unit, Some(UTC.into())))?;
+            cast(&with_utc, &ts_type())?
+        }
+        (DataType::Timestamp(_, _), DataType::Date32) => {
+            let ts = cast_declared(c, &ts_type())?;
+            cast(&ts, &DataType::Date32)?
+        }
+        _ => cast(c, to)?,
+    })
+}
+
+/// The declared schema with every column nullable: rows are checked by
+/// [`validate`] before anything is staged.
+fn relaxed(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    Arc::new(arrow::datatypes::Schema::new(fields))
+}
+
+fn unknown_column(file: &str, table: Table, name: &str) -> LakeError {
+    let known: Vec<_> = table.schema().fields().iter().map(|f| f.name().clone()).collect();
+    LakeError::Input(format!(
+        "{file}: unknown column '{name}' for table {}; its columns are: {}",
+        table.name(),
+        known.join(", ")
+    ))
+}
+
+/// Splits a conformed batch into good rows (in the strict declared schema)
+/// and the rows that break the contract: a missing or empty required value.
+fn validate(batch: RecordBatch, table: Table, place: impl Fn(usize) -> String) -> Result<(RecordBatch, Vec<BadRow>)> {
+    let schema = table.schema();
+    let mut bad_rows: Vec<BadRow> = Vec::new();
+    let mut bad_mask = vec![false; batch.num_rows()];
+    for (i, field) in schema.fields().iter().enumerate() {
+        if field.is_nullable() {
+            continue;
+        }
+        let col = batch.column(i);
+        for row in 0..batch.num_rows() {
+            if bad_mask[row] {
+                continue;
+            }
+            let reason = if col.is_null(row) {
+                Some("missing value for a required column")
+            } else if let Some(s) = col.as_string_opt::<i32>() {
+                s.value(row).trim().is_empty().then_some("empty value for a required column")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                bad_mask[row] = true;
+                bad_rows.push(BadRow { place: place(row), column: field.name().clone(), reason: reason.into(), raw: row_json(&batch, row) });
+            }
+        }
+    }
+    bad_rows.sort_by_key(|b| b.place.split(' ').nth(1).and_then(|n| n.parse::<usize>().ok()).unwrap_or(0));
+    let good = if bad_rows.is_empty() {
+        batch
+    } else {
+        let keep: Vec<u32> = (0..batch.num_rows()).filter(|r| !bad_mask[*r]).map(|r| r as u32).collect();
+        take_record_batch(&batch, &UInt32Array::from(keep))?
+    };
+    let strict = RecordBatch::try_new(schema, good.columns().to_vec())?;
+    Ok((strict, bad_rows))
+}
+
+fn row_json(batch: &RecordBatch, row: usize) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    for (i, f) in batch.schema().fields().iter().enumerate() {
+        let c = batch.column(i);
+        if c.is_valid(row) {
+            let v = arrow::util::display::array_value_to_string(c, row).unwrap_or_default();
+            obj.insert(f.name().clone(), v.into());
+        }
+    }
+    serde_json::Value::Object(obj)
+}
+
+type Sink<'s> = dyn FnMut(RecordBatch, Vec<BadRow>) -> Result<()> + 's;
+
+fn read_parquet(path: &FsPath, table: Table, sink: &mut Sink<'_>) -> Result<()> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| LakeError::Input(format!("{name}: {e}")))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| LakeError::Input(format!("{name}: not a readable Parquet file: {e}")))?
+        .with_batch_size(64 * 1024)
+        .build()?;
+    let mut offset = 0usize;
+    for batch in reader {
+        let batch = batch.map_err(|e| LakeError::Input(format!("{name}: {e}")))?;
+        let n = batch.num_rows();
+        let conformed = conform(&batch, table, &name)?;
+        let base = offset;
+        let (good, bad) = validate(conformed, table, |r| format!("row {}", base + r + 1))?;
+        offset += n;
+        sink(good, bad)?;
+    }
+    Ok(())
+}
+
+/// Row-at-a-time builders for text input, with a per-cell parser that says
+/// what was wrong.
+struct TextRows {
+    table: Table,
+    schema: SchemaRef,
+    cols: Vec<ColBuilder>,
+    rows: usize,
+}
+
+enum ColBuilder {
+    Str(StringBuilder),
+    I64(Int64Builder),
+    I32(Int32Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+}
+
+/// One parsed cell.
+enum Cell<'a> {
+    Null,
+    Str(&'a str),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Ts(i64),
+    Date(i32),
+}
+
+/// A cell as it arrived: text (CSV, JSON strings) or a JSON scalar.
+pub enum Raw<'a> {
+    Missing,
+    Text(&'a str),
+    Json(&'a serde_json::Value),
+}
+
+impl TextRows {
+    fn new(table: Table) -> Self {
+        let schema = table.schema();
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Int64 => ColBuilder::I64(Int64Builder::new()),
+                DataType::Int32 => ColBuilder::I32(Int32Builder::new()),
+                DataType::Float64 => ColBuilder::F64(Float64Builder::new()),
+                DataType::Boolean => ColBuilder::Bool(BooleanBuilder::new()),
+                DataType::Timestamp(_, _) => ColBuilder::Ts(TimestampMicrosecondBuilder::new().with_timezone(UTC)),
+                DataType::Date32 => ColBuilder::Date(Date32Builder::new()),
+                _ => ColBuilder::Str(StringBuilder::new()),
+            })
+            .collect();
+        Self { table, schema, cols, rows: 0 }
+    }
+
+    /// Parses one row; on error returns (column, reason) and appends nothing.
+    fn push(&mut self, raw: &[Raw<'_>]) -> std::result::Result<(), (String, String)> {
+        let mut cells = Vec::with_capacity(raw.len());
+        for (field, r) in self.schema.fields().iter().zip(raw) {
+            let cell = parse_cell(field.data_type(), r).map_err(|e| (field.name().clone(), e))?;
+            let empty = match &cell {
+                Cell::Null => true,
+                Cell::Str(s) => s.trim().is_empty(),
+                _ => false,
+            };
+            if empty && !field.is_nullable() {
+                let what = if matches!(cell, Cell::Null) { "missing" } else { "empty" };
+                return Err((field.name().clone(), format!("{what} value for a required column")));
+            }
+            cells.push(cell);
+        }
+        for (b, c) in self.cols.iter_mut().zip(cells) {
+            match (b, c) {
+                (ColBuilder::Str(b), Cell::Str(s)) => b.append_value(s),
+                (ColBuilder::I64(b), Cell::I64(v)) => b.append_value(v),
+                (ColBuilder::I32(b), Cell::I64(v)) => b.append_value(v as i32),
+                (ColBuilder::F64(b), Cell::F64(v)) => b.append_value(v),
+                (ColBuilder::Bool(b), Cell::Bool(v)) => b.append_value(v),
+                (ColBuilder::Ts(b), Cell::Ts(v)) => b.append_value(v),
+                (ColBuilder::Date(b), Cell::Date(v)) => b.append_value(v),
+                (ColBuilder::Str(b), _) => b.append_null(),
+                (ColBuilder::I64(b), _) => b.append_null(),
+                (ColBuilder::I32(b), _) => b.append_null(),
+                (ColBuilder::F64(b), _) => b.append_null(),
+                (ColBuilder::Bool(b), _) => b.append_null(),
+                (ColBuilder::Ts(b), _) => b.append_null(),
+                (ColBuilder::Date(b), _) => b.append_null(),
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch> {
+        let cols: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    ColBuilder::Str(b) => Arc::new(b.finish()),
+                    ColBuilder::I64(b) => Arc::new(b.finish()),
+                    ColBuilder::I32(b) => Arc::new(b.finish()),
+                    ColBuilder::F64(b) => Arc::new(b.finish()),
+                    ColBuilder::Bool(b) => Arc::new(b.finish()),
+                    ColBuilder::Ts(b) => Arc::new(b.finish()),
+                    ColBuilder::Date(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        Ok(RecordBatch::try_new(self.table.schema(), cols)?)
+    }
+}
+
+fn parse_cell<'a>(ty: &DataType, raw: &'a Raw<'a>) -> std::result::Result<Cell<'a>, String> {
+    use serde_json::Value as J;
+    let text = match raw {
+        Raw::Missing | Raw::Json(J::Null) => return Ok(Cell::Null),
+        Raw::Text(s) if s.is_empty() && *ty != DataType::Utf8 => return Ok(Cell::Null),
+        Raw::Text(s) => *s,
+        Raw::Json(J::String(s)) => s.as_str(),
+        Raw::Json(v) => {
+            return match (ty, v) {
+                (DataType::Int64 | DataType::Int32, J::Number(n)) => {
+                    n.as_i64().map(Cell::I64).ok_or_else(|| format!("expected an integer, found {n}"))
+                }
+                (DataType::Float64, J::Number(n)) => n.as_f64().map(Cell::F64).ok_or_else(|| format!("expected a number, found {n}")),
+                (DataType::Boolean, J::Bool(b)) => Ok(Cell::Bool(*b)),
+                (DataType::Timestamp(_, _), J::Number(n)) => {
+                    n.as_i64().and_then(epoch_to_micros).map(Cell::Ts).ok_or_else(|| format!("expected a timestamp, found {n}"))
+                }
+                _ => Err(format!("expected {}, found {}", type_word(ty), json_kind(v))),
+            };
+        }
+    };
+    match ty {
+        DataType::Utf8 => Ok(Cell::Str(text)),
+        DataType::Int64 | DataType::Int32 => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *ty == DataType::Int64 || i32::try_from(*v).is_ok())
+            .map(Cell::I64)
+            .ok_or_else(|| format!("expected an integer, found '{text}'")),
+        DataType::Float64 => text.trim().parse::<f64>().map(Cell::F64).map_err(|_| format!("expected a number, found '{text}'")),
+        DataType::Boolean => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "1" | "yes" => Ok(Cell::Bool(true)),
+            "false" | "f" | "0" | "no" => Ok(Cell::Bool(false)),
+            _ => Err(format!("expected true or false, found '{text}'")),
+        },
+        DataType::Timestamp(_, _) => parse_timestamp(text).map(Cell::Ts).ok_or_else(|| {
+            format!("cannot parse '{text}' as a timestamp (use RFC 3339 such as 2024-05-01T09:30:00Z, or epoch seconds/ms/us/ns)")
+        }),
+        DataType::Date32 => NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .map(|d| Cell::Date((d - NaiveDate::default()).num_days() as i32))
+            .ok_or_else(|| format!("cannot parse '{text}' as a date (YYYY-MM-DD)")),
+        other => Err(format!("unsupported column type {other}")),
+    }
+}
+
+fn type_word(ty: &DataType) -> &'static str {
+    match ty {
+        DataType::Int64 | DataType::Int32 => "an integer",
+        DataType::Float64 => "a number",
+        DataType::Boolean => "true or false",
+        DataType::Timestamp(_, _) => "a timestamp",
+        DataType::Date32 => "a date",
+        _ => "a string",
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Parses RFC 3339 and the common `YYYY-MM-DD HH:MM:SS[.f][zone]` forms (no zone
+/// means UTC), or an integer epoch whose unit is told by its size.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return epoch_to_micros(n);
+    }
+    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(t).ok().map(|ns| ns.div_euclid(1000))
+}
+
+/// Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude.
+fn epoch_to_micros(n: i64) -> Option<i64> {
+    let a = n.unsigned_abs();
+    if a < 100_000_000_000 {
+        n.checked_mul(1_000_000)
+    } else if a < 100_000_000_000_000 {
+        n.checked_mul(1_000)
+    } else if a < 100_000_000_000_000_000 {
+        Some(n)
+    } else {
+        Some(n / 1000)
+    }
+}
+
+fn read_csv(path: &FsPath, table: Table, sink: &mut Sink<'_>) -> Result<()> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| LakeError::Input(format!("{name}: {e}")))?;
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(BufReader::new(file));
+    let headers = rdr.headers().map_err(|e| LakeError::Input(format!("{name}: cannot read the header line: {e}")))?.clone();
+    let mapping = column_mapping(&name, table, headers.iter())?;
+    let mut rows = TextRows::new(table);
+    let mut bad = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return Err(LakeError::Input(format!("{name}: line {line}: malformed CSV: {e}")));
+            }
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.len() != headers.len() {
+            let b = BadRow {
+                place: format!("line {line}"),
+                column: "-".into(),
+                reason: format!("{} fields, the header has {}", record.len(), headers.len()),
+                raw: csv_json(&headers, &record),
+            };
+            bad.push(b);
+            continue;
+        }
+        let raw: Vec<Raw<'_>> = mapping.iter().map(|m| m.map_or(Raw::Missing, |i| Raw::Text(&record[i]))).collect();
+        if let Err((column, reason)) = rows.push(&raw) {
+            bad.push(BadRow { place: format!("line {line}"), column, reason, raw: csv_json(&headers, &record) });
+        }
+        if rows.rows >= 64 * 1024 {
+            sink(rows.finish()?, std::mem::take(&mut bad))?;
+        }
+    }
+    sink(rows.finish()?, bad)
+}
+
+fn csv_json(headers: &csv::StringRecord, record: &csv::StringRecord) -> serde_json::Value {
+    let obj = headers.iter().zip(record.iter()).map(|(h, v)| (h.to_string(), serde_json::Value::from(v))).collect();
+    serde_json::Value::Object(obj)
+}
+
+/// For each declared column, the input column index that feeds it.
+fn column_mapping<'h>(file: &str, table: Table, headers: impl Iterator<Item = &'h str>) -> Result<Vec<Option<usize>>> {
+    let schema = table.schema();
+    let mut mapping = vec![None; schema.fields().len()];
+    for (i, h) in headers.enumerate() {
+        let h = h.trim();
+        match schema.index_of(h) {
+            Ok(j) => mapping[j] = Some(i),
+            Err(_) if h.starts_with('_') => {}
+            Err(_) => return Err(unknown_column(file, table, h)),
+        }
+    }
+    for (j, f) in schema.fields().iter().enumerate() {
+        if mapping[j].is_none() && !f.is_nullable() {
+            return Err(LakeError::Input(format!("{file}: required column '{}' is missing from the header", f.name())));
+        }
+    }
+    Ok(mapping)
+}
+
+fn read_json(path: &FsPath, table: Table, sink: &mut Sink<'_>) -> Result<()> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| LakeError::Input(format!("{name}: {e}")))?;
+    let schema = table.schema();
+    let mut rows = TextRows::new(table);
+    let mut bad = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.map_err(|e| LakeError::Input(format!("{name}: line {line_no}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                bad.push(BadRow { place: format!("line {line_no}"), column: "-".into(), reason: format!("not JSON: {e}"), raw: line.into() });
+                continue;
+            }
+        };
+        let Some(obj) = value.as_object() else {
+            bad.push(BadRow { place: format!("line {line_no}"), column: "-".into(), reason: "not a JSON object".into(), raw: value.clone() });
+            continue;
+        };
+        if let Some(k) = obj.keys().find(|k| !k.starts_with('_') && schema.index_of(k).is_err()) {
+            return Err(unknown_column(&format!("{name}: line {line_no}"), table, k));
+        }
+        let raw: Vec<Raw<'_>> =
+            schema.fields().iter().map(|f| obj.get(f.name()).map_or(Raw::Missing, Raw::Json)).collect();
+        if let Err((column, reason)) = rows.push(&raw) {
+            bad.push(BadRow { place: format!("line {line_no}"), column, reason, raw: value.clone() });
+        }
+        if rows.rows >= 64 * 1024 {
+            sink(rows.finish()?, std::mem::take(&mut bad))?;
+        }
+    }
+    sink(rows.finish()?, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_in_common_forms() {
+        let want = 1_714_555_800_000_000; // 2024-05-01T09:30:00Z
+        assert_eq!(parse_timestamp("2024-05-01T09:30:00Z"), Some(want));
+        assert_eq!(parse_timestamp("2024-05-01 09:30:00"), Some(want));
+        assert_eq!(parse_timestamp("2024-05-01T11:30:00+02:00"), Some(want));
+        assert_eq!(parse_timestamp("1714555800"), Some(want));
+        assert_eq!(parse_timestamp("1714555800000"), Some(want));
+        assert_eq!(parse_timestamp("1714555800000000000"), Some(want));
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn content_ids_are_stable_and_distinct() {
+        let a = content_id(&[Some("x".into()), None]);
+        assert_eq!(a, content_id(&[Some("x".into()), None]));
+        assert_ne!(a, content_id(&[None, Some("x".into())]));
+        assert_ne!(a, content_id(&[Some("x".into()), Some(String::new())]));
+    }
+}

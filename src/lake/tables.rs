@@ -1,0 +1,143 @@
+//! Registers the lake's tables with a DataFusion session: listing tables with
+//! the declared schema, the `event_date` partition and the writer's sort
+//! order. Before registering, every file's footer is checked against the
+//! contract, so an incompatible file is named here, not deep inside a query.
+
+// ParquetObjectReader is deprecated upstream in favour of hand-written readers; it
+// is still the shortest correct way to read a footer from any object store.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use chrono::NaiveDate;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+use datafusion::logical_expr::{col, SortExpr};
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+
+use super::schema::{compatible, Table, EVENT_DATE};
+use super::writer::sort_columns;
+use super::{Lake, LakeError, Result};
+
+/// What registration found in the lake.
+#[derive(Debug, Clone, Default)]
+pub struct LakeSummary {
+    /// Committed Parquet files per table, in [`Table::ALL`] order.
+    pub files: Vec<(Table, usize)>,
+    /// The first and last `event_date` partitions holding files.
+    pub first_day: Option<NaiveDate>,
+    pub last_day: Option<NaiveDate>,
+}
+
+/// The schema SQL sees: strings as Utf8View, which the Parquet reader
+/// produces without a copy.
+pub fn sql_schema(table: Table) -> SchemaRef {
+    let fields: Vec<Field> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Registers events, accounts, users and interventions (empty when absent).
+pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool) -> Result<LakeSummary> {
+    lake.register_store(ctx);
+    let mut summary = LakeSummary::default();
+    for table in Table::ALL {
+        let files = lake.list_files(table).await?;
+        if check_files {
+            check_compatible(lake, table, &files).await?;
+        }
+        if table == Table::Events {
+            let days = files.iter().filter_map(|m| partition_day(m.location.as_ref()));
+            for d in days {
+                summary.first_day = Some(summary.first_day.map_or(d, |f| f.min(d)));
+                summary.last_day = Some(summary.last_day.map_or(d, |l| l.max(d)));
+            }
+        }
+        summary.files.push((table, files.len()));
+        let provider = listing_table(ctx, lake, table)?;
+        ctx.register_table(table.name(), provider)
+            .map_err(|e| LakeError::datafusion(format!("registering {}", table.name()), e))?;
+    }
+    Ok(summary)
+}
+
+/// The listing table of one lake table.
+pub fn listing_table(ctx: &SessionContext, lake: &Lake, table: Table) -> Result<Arc<ListingTable>> {
+    let parquet_opts = ctx.state().table_options().parquet.clone();
+    let format = ParquetFormat::default().with_options(parquet_opts);
+    let order: Vec<SortExpr> = sort_columns(table).iter().map(|c| col(*c).sort(true, false)).collect();
+    let mut options = ListingOptions::new(Arc::new(format))
+        .with_file_extension(".parquet")
+        .with_file_sort_order(vec![order]);
+    if table == Table::Events {
+        options = options.with_table_partition_cols(vec![(EVENT_DATE.to_string(), DataType::Date32)]);
+    }
+    let config = ListingTableConfig::new(lake.table_url(table)?)
+        .with_listing_options(options)
+        .with_schema(sql_schema(table));
+    let provider = ListingTable::try_new(config)
+        .map_err(|e| LakeError::datafusion(format!("table {}", table.name()), e))?;
+    Ok(Arc::new(provider))
+}
+
+/// The day of an `events/event_date=YYYY-MM-DD/...` path.
+pub fn partition_day(path: &str) -> Option<NaiveDate> {
+    let seg = path.split('/').find_map(|s| s.strip_prefix("event_date="))?;
+    NaiveDate::parse_from_str(seg, "%Y-%m-%d").ok()
+}
+
+/// Reads every file's footer and checks its columns against the contract.
+async fn check_compatible(lake: &Lake, table: Table, files: &[ObjectMeta]) -> Result<()> {
+    let declared = table.schema();
+    let required = table.required();
+    futures::stream::iter(files.iter().cloned())
+        .map(|meta| {
+            let store = lake.store().clone();
+            let declared = declared.clone();
+            let required = required.clone();
+            async move {
+                let name = lake.relative(&meta.location).to_string();
+                let reader = ParquetObjectReader::new(store, meta.location.clone()).with_file_size(meta.size);
+                let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| {
+                    LakeError::IncompatibleFile { file: name.clone(), column: "-".into(), reason: format!("not a readable Parquet file: {e}") }
+                })?;
+                let found = builder.schema();
+                for field in declared.fields() {
+                    match found.field_with_name(field.name()) {
+                        Ok(f) if !compatible(f.data_type(), field.data_type()) => {
+                            return Err(LakeError::IncompatibleFile {
+                                file: name,
+                                column: field.name().clone(),
+                                reason: format!("has type {}, the contract declares {}", f.data_type(), field.data_type()),
+                            })
+                        }
+                        Ok(_) => {}
+                        Err(_) if required.contains(field.name()) => {
+                            return Err(LakeError::IncompatibleFile {
+                                file: name,
+                                column: field.name().clone(),
+                                reason: "required column is missing".into(),
+                            })
+                        }
+                        Err(_) => {}
+                    }
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}

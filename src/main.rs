@@ -1,0 +1,18 @@
+//! The `vitals` binary: parses the command line and runs it.
+
+use clap::Parser;
+
+fn main() {
+    let cli = vitals::cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(vitals::cli::run(cli));
+    std::process::exit(code);
+}
