@@ -200,7 +200,8 @@ impl SqlTableFunction {
                     other => match args.get(other) {
                         Some(Arg::Date(d)) => date(*d),
                         Some(Arg::Int(v)) => ScalarValue::Int64(Some(*v)),
-                        Some(Arg::Text(s)) => ScalarValue::Utf8(Some(s.clone())),
+                        // SQL's VARCHAR is Utf8View in DataFusion's planner.
+                        Some(Arg::Text(s)) => ScalarValue::Utf8View(Some(s.clone())),
                         None => return plan_err!("{f}: internal: no value for parameter {other}"),
                     },
                 })

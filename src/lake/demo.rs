@@ -312,14 +312,14 @@ impl World {
         }
         // Plant the declining accounts: paying, older than the window, not tiny.
         let mut candidates: Vec<usize> =
-            (0..accounts.len()).filter(|&i| accounts[i].paid && accounts[i].signup_us < start_us && accounts[i].seats >= 8).collect();
+            (0..accounts.len()).filter(|&i| accounts[i].paid && accounts[i].signup_us < start_us && accounts[i].seats >= 12).collect();
         let mut r = Rng::derive(args.seed, 2, 0);
         let want = (accounts.len() / 15).clamp(3, 40).min(candidates.len());
         for k in 0..want {
             let j = r.range(k as i64, candidates.len() as i64 - 1) as usize;
             candidates.swap(k, j);
             let a = &mut accounts[candidates[k]];
-            let intervention_us = (k % 2 == 0).then(|| end_us - 10 * DAY_US + r.range(0, 3) * DAY_US + 15 * 3_600_000_000);
+            let intervention_us = (k % 2 == 0).then(|| end_us - 6 * DAY_US + r.range(0, 1) * DAY_US + 15 * 3_600_000_000);
             a.decline = Some(Decline { broad: k % 3 != 2, intervention_us });
             a.vigour = a.vigour.max(0.9);
         }
@@ -364,7 +364,7 @@ impl World {
                 } else {
                     first_day + 14 + r.exp(if engaged { 30.0 } else { 12.0 }) as i64
                 }
-            } else if r.chance(0.12) {
+            } else if r.chance(0.06) {
                 r.range(0, days)
             } else {
                 i64::MAX
@@ -380,7 +380,7 @@ impl World {
                 engaged,
                 channel,
                 churn_day,
-                p_day: (0.35 + 0.5 * r.f64()) * a.vigour,
+                p_day: (0.35 + 0.5 * r.f64()) * a.vigour * if i < 4 { 1.3 } else { 1.0 },
                 browser: BROWSERS[r.weighted(&BROWSER_W)],
                 os: OSES[r.weighted(&OS_W)],
             });
@@ -431,6 +431,11 @@ impl World {
                 }
             }
         }
+        // A decline starts on the first day of the decline window; after a CSM
+        // intervenes, three in ten of the users who stopped come back, less active.
+        let stopper = r.chance(0.9);
+        let returns = r.chance(0.3);
+        let quitter = r.chance(0.7);
         for day in first_day..days {
             if day >= u.churn_day {
                 break;
@@ -444,13 +449,15 @@ impl World {
             }
             if let Some(d) = a.decline {
                 let decline_start = days - DECLINE_DAYS as i64;
-                if day >= decline_start && (d.broad || u.key) {
-                    p *= if d.broad { 0.12 } else { 0.0 };
-                    if let Some(iv) = d.intervention_us {
-                        if t0 > iv {
-                            p = u.p_day * 0.55;
-                        }
-                    }
+                let recovered = d.intervention_us.is_some_and(|iv| t0 > iv) && returns;
+                if day >= decline_start && !recovered {
+                    // Broad: nine users in ten stop, the rest slow down.
+                    // Concentrated: every key user stops, and most of the others.
+                    let stops = if d.broad { stopper } else { u.key || quitter };
+                    p *= if stops { 0.0 } else { 0.35 };
+                }
+                if recovered {
+                    p *= 0.6;
                 }
             }
             if !r.chance(p.min(0.97)) {

@@ -659,7 +659,8 @@ fn parse_cell<'a>(ty: &DataType, raw: &'a Raw<'a>) -> std::result::Result<Cell<'
     use serde_json::Value as J;
     let text = match raw {
         Raw::Missing | Raw::Json(J::Null) => return Ok(Cell::Null),
-        Raw::Text(s) if s.is_empty() && *ty != DataType::Utf8 => return Ok(Cell::Null),
+        // CSV cannot tell an empty string from a missing value: both are NULL.
+        Raw::Text(s) if s.is_empty() => return Ok(Cell::Null),
         Raw::Text(s) => *s,
         Raw::Json(J::String(s)) => s.as_str(),
         Raw::Json(v) => {
