@@ -259,9 +259,9 @@ async fn run_tables(c: LakeArgs) -> CliResult {
 /// The tour: each step a question a CS team asks, and the SQL that answers it.
 const TOUR: &[(&str, &str)] = &[
     (
-        "Paying accounts whose visits fell most, last 14 days against the 14 before",
+        "Paying accounts (five or more active users) whose visits fell most, last 14 days against the 14 before",
         "SELECT org_id, name, plan, csm, login_users, login_users_prev, login_users_change_pct, visits, visits_change_pct, duration_min, duration_min_change_pct \
-         FROM account_usage(NULL, 14) WHERE is_paid ORDER BY visits_change_pct ASC NULLS LAST, org_id LIMIT 10",
+         FROM account_usage(NULL, 14) WHERE is_paid AND login_users_prev >= 5 ORDER BY visits_change_pct ASC NULLS LAST, org_id LIMIT 10",
     ),
     (
         "Where time goes: module share of minutes, last 7 days",

@@ -1,0 +1,119 @@
+"""The lake as other tools see it: Parquet written by pyarrow, and S3."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conftest import ROOT, run, sql_json
+
+
+def fixture_lake(tmp_path: Path) -> str:
+    lake = tmp_path / "lake"
+    for table in ("accounts", "users", "events"):
+        run("ingest", "--lake", lake, "--table", table, ROOT / "data" / "fixture" / f"{table}.csv")
+    return str(lake)
+
+
+def test_pyarrow_nanosecond_files_are_queryable_without_conversion(tmp_path):
+    lake = fixture_lake(tmp_path)
+    before = sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"]
+    # Another pipeline lands a file: timestamp[ns] without a zone, int32
+    # durations, dictionary-encoded strings, and no optional columns at all.
+    t0 = dt.datetime(2024, 1, 20, 9, 30, 0, 123456)
+    table = pa.table(
+        {
+            "event_time": pa.array([t0, t0 + dt.timedelta(minutes=5)], type=pa.timestamp("ns")),
+            "org_id": pa.array(["acme", "acme"]).dictionary_encode(),
+            "user_id": ["a1", "a2"],
+            "event": ["login", "page_view"],
+            "duration_ms": pa.array([None, 42000], type=pa.int32()),
+        }
+    )
+    folder = Path(lake) / "events" / "event_date=2024-01-20"
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "from-pyarrow.parquet")
+
+    rows = sql_json(
+        lake,
+        "SELECT user_id, CAST(event_time AS VARCHAR) AS t, duration_ms, event_date, module "
+        "FROM events WHERE event_date = '2024-01-20' ORDER BY event_time",
+    )
+    assert [r["user_id"] for r in rows] == ["a1", "a2"]
+    assert rows[0]["t"] == "2024-01-20T09:30:00.123456Z"
+    assert rows[1]["duration_ms"] == 42000
+    assert all(r["event_date"] == "2024-01-20" for r in rows)
+    assert all("module" not in r or r["module"] is None for r in rows)
+    assert sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"] == before + 2
+    # The reports see the new day: a2's page view is 0.7 minutes on 2024-01-20.
+    day = sql_json(lake, "SELECT duration_min FROM account_daily WHERE org_id = 'acme' AND day = '2024-01-20'")
+    assert abs(day[0]["duration_min"] - 0.7) < 1e-9
+
+
+def test_a_file_with_a_wrong_column_type_is_named(tmp_path):
+    lake = fixture_lake(tmp_path)
+    folder = Path(lake) / "events" / "event_date=2024-01-21"
+    folder.mkdir(parents=True)
+    bad = pa.table({"event_time": ["2024-01-21"], "org_id": ["acme"], "user_id": ["a1"], "event": ["login"]})
+    pq.write_table(bad, folder / "text-times.parquet")
+    proc = run("sql", "--lake", lake, "SELECT count(*) FROM events", check=False)
+    assert proc.returncode == 1
+    assert "events/event_date=2024-01-21/text-times.parquet" in proc.stderr
+    assert "event_time" in proc.stderr
+
+
+def test_an_s3_lake_answers_like_a_local_one(tmp_path, s3_server):
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server["AWS_ENDPOINT_URL"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket="vitals-test")
+    local = str(tmp_path / "local")
+    remote = "s3://vitals-test/lakes/demo"
+    for lake, env in ((local, None), (remote, s3_server)):
+        run("demo", "--lake", lake, "--accounts", "8", "--days", "21", "--seed", "5", env=env)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="vitals-test", Prefix="lakes/demo/events/")["Contents"]]
+    assert len(keys) == 21 and all(k.endswith(".parquet") for k in keys)
+
+    query = (
+        "SELECT org_id, login_users, visits, page_views, duration_min, login_users_change_pct "
+        "FROM account_usage('2026-09-30', 7) ORDER BY org_id"
+    )
+    assert sql_json(remote, query, env=s3_server) == sql_json(local, query)
+
+    # Ingest into S3: a bad file leaves the bucket as it was, a good one lands once.
+    before = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="vitals-test")["Contents"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("event_time,org_id,user_id,event\n2026-09-30T10:00:00Z,org-00001,u1,login\nnever,org-00001,u1,login\n")
+    proc = run("ingest", "--lake", remote, bad, env=s3_server, check=False)
+    assert proc.returncode == 1 and "line 3" in proc.stderr and "event_time" in proc.stderr
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket="vitals-test")["Contents"]) == before
+    good = tmp_path / "good.csv"
+    good.write_text("event_id,event_time,org_id,user_id,event\nz1,2026-09-30T10:00:00Z,org-00001,u-00001-0001,login\n")
+    for _ in range(2):
+        run("ingest", "--lake", remote, good, env=s3_server)
+    n = sql_json(remote, "SELECT count(*) AS n FROM events WHERE event_id = 'z1'", env=s3_server)[0]["n"]
+    assert n == 1
+
+
+def test_the_tour_generates_the_demo_and_shows_reports(tmp_path):
+    lake = tmp_path / "tour"
+    out = run("tour", "--lake", lake).stdout
+    assert "generating the demo lake" in out
+    assert "whose visits fell most" in out
+    # The planted declining accounts named by `vitals demo` lead the first table.
+    planted_line = next(l for l in out.splitlines() if l.startswith("planted:"))
+    declining = planted_line.split("declining in the last 14 days: ")[1].split(";")[0].split(", ")
+    first_table = out.split("== Paying accounts")[1].split("==")[0]
+    data_rows = [l for l in first_table.splitlines() if l.startswith("│ org-")]
+    top = [l.split("│")[1].split("┆")[0].strip() for l in data_rows[: len(declining)]]
+    assert sorted(top) == sorted(declining), (top, declining)
+    # A second tour reuses the lake.
+    assert "generating" not in run("tour", "--lake", lake).stdout
+    shutil.rmtree(lake)
