@@ -65,16 +65,16 @@ pub struct DemoCmd {
     #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
     pub lake: String,
     /// Number of customer accounts.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, env = "VITALS_DEMO_ACCOUNTS", default_value_t = 120)]
     pub accounts: usize,
     /// Days of events, ending at --end-date.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, env = "VITALS_DEMO_DAYS", default_value_t = 90)]
     pub days: u32,
     /// Random seed: the same seed gives the same lake.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, env = "VITALS_DEMO_SEED", default_value_t = 42)]
     pub seed: u64,
     /// Last day of events (YYYY-MM-DD).
-    #[arg(long, default_value_t = demo::default_end_date())]
+    #[arg(long, env = "VITALS_DEMO_END_DATE", default_value_t = demo::default_end_date())]
     pub end_date: NaiveDate,
     /// Replace the tables of a lake that already has files.
     #[arg(long)]
@@ -104,10 +104,10 @@ pub struct SqlCmd {
     #[command(flatten)]
     pub lake: LakeArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, env = "VITALS_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Rows shown in table format.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, env = "VITALS_MAX_ROWS", default_value_t = 1000)]
     pub max_rows: usize,
     /// The query; without it an interactive prompt opens.
     pub query: Option<String>,
