@@ -1,7 +1,9 @@
-//! Functions vitals adds to SQL: small scalar helpers for reports, and the
+//! Functions vitals adds to SQL: the behavioural aggregates (window_funnel,
+//! retention, sequence_match, sequence_count), small scalar helpers, and the
 //! table functions whose bodies are the SQL templates in `sql/reports/`.
 //! Registered by the engine; they know nothing of serving.
 
+pub mod behaviour;
 pub mod scalar;
 pub mod table;
 
@@ -18,5 +20,7 @@ pub struct FunctionDoc {
 /// Registers the scalar and aggregate functions (table functions need the
 /// lake's tables first: see [`table::register`]).
 pub fn register_scalar(ctx: &SessionContext) -> Vec<FunctionDoc> {
-    scalar::register(ctx)
+    let mut docs = scalar::register(ctx);
+    docs.extend(behaviour::register(ctx));
+    docs
 }

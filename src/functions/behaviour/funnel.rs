@@ -1,0 +1,182 @@
+//! window_funnel's level computation, with ClickHouse's semantics: events
+//! ordered by (timestamp, condition index); a condition-1 event (re)starts a
+//! chain; condition k extends level k-1 while its timestamp is within
+//! `window` of the chain's start (inclusive); the modes change what a repeated
+//! or out-of-order step does.
+
+use super::buffer::Event;
+
+/// The modes of window_funnel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modes {
+    /// A repeated step ends the search.
+    pub strict_deduplication: bool,
+    /// Any other event between steps ends the search.
+    pub strict_order: bool,
+    /// Steps need strictly increasing timestamps.
+    pub strict_increase: bool,
+    /// With strict_order: a step that comes too early is skipped instead of ending the search.
+    pub allow_reentry: bool,
+}
+
+impl Modes {
+    /// Parses "strict_order, strict_increase"; the message says what is wrong.
+    pub fn parse(text: &str) -> Result<Modes, String> {
+        let mut m = Modes::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "strict_deduplication" => m.strict_deduplication = true,
+                "strict_order" => m.strict_order = true,
+                "strict_increase" => m.strict_increase = true,
+                "allow_reentry" => m.allow_reentry = true,
+                "strict" => return Err("mode 'strict' is now called 'strict_deduplication'".into()),
+                other => {
+                    return Err(format!(
+                        "unknown mode '{other}'; modes are strict_deduplication, strict_order, strict_increase, allow_reentry"
+                    ))
+                }
+            }
+        }
+        if m.allow_reentry && !m.strict_order {
+            return Err("mode allow_reentry needs strict_order too".into());
+        }
+        Ok(m)
+    }
+}
+
+/// The highest step reached by one group's events, sorted by (timestamp, mask).
+/// Bit i of a mask is condition i+1; with strict_order a mask of 0 is an event
+/// that met no condition.
+pub fn level(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
+    if events.is_empty() {
+        return 0;
+    }
+    if !modes.strict_order && steps == 1 {
+        return 1;
+    }
+    let mut state = Chain { reached: [None; 32], steps, window, modes, started: false };
+    let mut i = 0;
+    while i < events.len() {
+        // Events with equal timestamps are taken in condition order.
+        let ts = events[i].0;
+        let mut j = i;
+        while j < events.len() && events[j].0 == ts {
+            j += 1;
+        }
+        let tie = &events[i..j];
+        if tie.len() == 1 {
+            let mask = tie[0].1;
+            if mask == 0 {
+                if let Some(l) = state.step(ts, 0) {
+                    return l;
+                }
+            }
+            let mut bits = mask;
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(l) = state.step(ts, b + 1) {
+                    return l;
+                }
+            }
+        } else {
+            for idx in 0..=steps {
+                for &(_, mask) in tie {
+                    let hit = if idx == 0 { mask == 0 } else { mask & (1 << (idx - 1)) != 0 };
+                    if hit {
+                        if let Some(l) = state.step(ts, idx) {
+                            return l;
+                        }
+                    }
+                }
+            }
+        }
+        i = j;
+    }
+    state.highest()
+}
+
+struct Chain {
+    /// For each step reached: (timestamp of the chain's start, timestamp of this step).
+    reached: [Option<(i64, i64)>; 32],
+    steps: usize,
+    window: i64,
+    modes: Modes,
+    started: bool,
+}
+
+impl Chain {
+    fn highest(&self) -> u8 {
+        (0..self.steps).rev().find(|&k| self.reached[k].is_some()).map_or(0, |k| k as u8 + 1)
+    }
+
+    /// Feeds one (timestamp, condition index) event; `Some(level)` ends the search.
+    fn step(&mut self, ts: i64, idx: usize) -> Option<u8> {
+        if idx == 0 {
+            // Only stored under strict_order: an unrelated event.
+            return self.started.then(|| self.highest());
+        }
+        let k = idx - 1;
+        if k == 0 {
+            self.reached[0] = Some((ts, ts));
+            self.started = true;
+            return None;
+        }
+        if self.modes.strict_deduplication && self.reached[k].is_some() {
+            return Some(self.highest());
+        }
+        if self.modes.strict_order && self.started && self.reached[k - 1].is_none() {
+            if self.modes.allow_reentry {
+                return None;
+            }
+            return Some((0..self.steps).find(|&s| self.reached[s].is_none()).unwrap_or(self.steps) as u8);
+        }
+        if let Some((first, prev)) = self.reached[k - 1] {
+            let mut matched = (ts as i128) <= first as i128 + self.window as i128;
+            if self.modes.strict_increase {
+                matched &= prev < ts;
+            }
+            if matched {
+                self.reached[k] = Some((first, ts));
+                if k + 1 == self.steps {
+                    return Some(self.steps as u8);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(list: &[(i64, &[usize])]) -> Vec<Event> {
+        let mut v: Vec<Event> = list.iter().map(|(t, c)| (*t, c.iter().fold(0u32, |m, i| m | 1 << (i - 1)))).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn chains_restart_and_respect_the_inclusive_window() {
+        let m = Modes::default();
+        assert_eq!(level(&ev(&[(0, &[1]), (10, &[2]), (20, &[3])]), 3, 20, m), 3);
+        assert_eq!(level(&ev(&[(0, &[1]), (10, &[2]), (21, &[3])]), 3, 20, m), 2);
+        // A later step 1 restarts the chain's clock.
+        assert_eq!(level(&ev(&[(0, &[1]), (10, &[2]), (15, &[1]), (30, &[2]), (34, &[3])]), 3, 20, m), 3);
+        // One row meeting conditions 1 and 2 reaches only step 1 by itself.
+        assert_eq!(level(&ev(&[(5, &[1, 2])]), 2, 20, m), 1);
+    }
+
+    #[test]
+    fn modes_change_repeated_and_out_of_order_steps() {
+        let dedup = Modes { strict_deduplication: true, ..Modes::default() };
+        assert_eq!(level(&ev(&[(0, &[1]), (1, &[2]), (2, &[2]), (3, &[3])]), 3, 10, dedup), 2);
+        let order = Modes { strict_order: true, ..Modes::default() };
+        assert_eq!(level(&ev(&[(0, &[1]), (1, &[2]), (2, &[]), (3, &[3])]), 3, 10, order), 2);
+        let inc = Modes { strict_increase: true, ..Modes::default() };
+        assert_eq!(level(&ev(&[(0, &[1]), (0, &[2]), (1, &[3])]), 3, 10, inc), 1);
+        assert!(Modes::parse("allow_reentry").is_err());
+        assert!(Modes::parse("strict_order, allow_reentry").is_ok());
+    }
+}

@@ -1,0 +1,434 @@
+//! Behavioural aggregates with ClickHouse's semantics: window_funnel,
+//! retention, sequence_match and sequence_count. Each works per group with one
+//! columnar state for all groups (GroupsAccumulator), merges partial states
+//! across partitions, and reports its memory to DataFusion's pool. Constant
+//! arguments (window, mode, pattern) are checked when the query is planned.
+
+pub mod buffer;
+pub mod funnel;
+pub mod retention;
+pub mod sequence;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, BooleanBuilder, UInt64Builder, UInt8Builder};
+use arrow::datatypes::{DataType, FieldRef, TimeUnit};
+use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::prelude::SessionContext;
+
+use buffer::{sort_events, state_arrays, Event, EventBuffer, Layout};
+use funnel::Modes;
+use sequence::Pattern;
+
+use super::FunctionDoc;
+
+/// The most conditions one call takes (a bit each in a u32 mask).
+pub const MAX_CONDITIONS: usize = 32;
+
+/// Which event aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    WindowFunnel,
+    SequenceMatch,
+    SequenceCount,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::WindowFunnel => "window_funnel",
+            Kind::SequenceMatch => "sequence_match",
+            Kind::SequenceCount => "sequence_count",
+        }
+    }
+}
+
+fn stringy(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+/// Timestamp units per second of a timestamp argument's type (1 for dates and integers:
+/// their raw values are compared).
+fn units_per_second(t: &DataType) -> i64 {
+    match t {
+        DataType::Timestamp(TimeUnit::Second, _) => 1,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => 1_000_000_000,
+        _ => 1,
+    }
+}
+
+/// Checks argument types; returns the index of the timestamp argument.
+fn check_types(kind: Kind, types: &[DataType]) -> Result<usize> {
+    let name = kind.name();
+    let usage = match kind {
+        Kind::WindowFunnel => "window_funnel(window, [mode,] timestamp, cond1, ..., condN)",
+        _ => "(pattern, timestamp, cond1, ..., condN)",
+    };
+    let ts = match kind {
+        Kind::WindowFunnel => {
+            match types.first() {
+                Some(t) if t.is_integer() || matches!(t, DataType::Interval(_)) => {}
+                Some(t) => return plan_err!("{name}: the window must be an INTERVAL or a whole number of seconds, got {t}"),
+                None => return plan_err!("{name} needs arguments: {usage}"),
+            }
+            if types.get(1).is_some_and(stringy) { 2 } else { 1 }
+        }
+        _ => {
+            if !types.first().is_some_and(stringy) {
+                return plan_err!("{name}: the first argument must be the pattern string: {name}{usage}");
+            }
+            1
+        }
+    };
+    let Some(ts_type) = types.get(ts) else { return plan_err!("{name} needs a timestamp and at least one condition") };
+    if !(matches!(ts_type, DataType::Timestamp(_, _) | DataType::Date32) || ts_type.is_integer()) {
+        return plan_err!("{name}: the timestamp argument must be a timestamp, date or integer, got {ts_type}");
+    }
+    let conds = types.len() - ts - 1;
+    if conds == 0 || conds > MAX_CONDITIONS {
+        return plan_err!("{name} takes 1 to {MAX_CONDITIONS} conditions, got {conds}");
+    }
+    for (i, t) in types[ts + 1..].iter().enumerate() {
+        if !matches!(t, DataType::Boolean | DataType::Null) {
+            return plan_err!("{name}: condition {} must be boolean, got {t}", i + 1);
+        }
+    }
+    Ok(ts)
+}
+
+/// What a call computes per group, from its constant arguments.
+#[derive(Debug, Clone)]
+enum Eval {
+    Funnel { steps: usize, window: i64, modes: Modes },
+    Match(Pattern),
+    Count(Pattern),
+}
+
+/// A checked call: where its inputs are and what it computes.
+#[derive(Debug, Clone)]
+struct Spec {
+    layout: Layout,
+    eval: Eval,
+}
+
+/// The window in timestamp units; `ts_type` is None when only checking values.
+fn window_units(value: &ScalarValue, ts_type: Option<&DataType>) -> Result<i64> {
+    let name = "window_funnel";
+    let per_second = ts_type.map_or(1, units_per_second);
+    let nanos_to_units = |nanos: i128| -> Result<i64> {
+        match ts_type {
+            Some(DataType::Timestamp(_, _)) | None => Ok((nanos * per_second as i128 / 1_000_000_000) as i64),
+            Some(DataType::Date32) => Ok((nanos / 86_400_000_000_000) as i64),
+            Some(t) => plan_err!("{name}: an INTERVAL window needs a timestamp column, not {t}; give the window as a number in the column's unit"),
+        }
+    };
+    let units = match value {
+        v if v.is_null() => return plan_err!("{name}: the window must not be NULL"),
+        ScalarValue::IntervalMonthDayNano(Some(v)) => {
+            if v.months != 0 {
+                return plan_err!("{name}: a window in months or years has no fixed length; give it in days");
+            }
+            nanos_to_units(v.days as i128 * 86_400_000_000_000 + v.nanoseconds as i128)?
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => nanos_to_units(v.days as i128 * 86_400_000_000_000 + v.milliseconds as i128 * 1_000_000)?,
+        ScalarValue::IntervalYearMonth(_) => return plan_err!("{name}: a window in months or years has no fixed length; give it in days"),
+        v => match v.cast_to(&DataType::Int64)? {
+            ScalarValue::Int64(Some(w)) if w >= 0 => {
+                if matches!(ts_type, Some(DataType::Timestamp(_, _))) { w.saturating_mul(per_second) } else { w }
+            }
+            ScalarValue::Int64(Some(w)) => return plan_err!("{name}: the window must not be negative, got {w}"),
+            other => return plan_err!("{name}: cannot read {other} as a window"),
+        },
+    };
+    if units < 0 {
+        return plan_err!("{name}: the window must not be negative");
+    }
+    Ok(units)
+}
+
+fn text(value: &ScalarValue) -> Option<String> {
+    match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Checks a call's constants: `consts[i]` is argument i's value when it is a
+/// literal. `types` are the argument types (None when only checking values).
+fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataType]>) -> Result<Spec> {
+    let name = kind.name();
+    let n = consts.len();
+    let ts = match types {
+        Some(t) => check_types(kind, t)?,
+        None => match kind {
+            Kind::WindowFunnel => {
+                if consts.get(1).and_then(|c| c.as_ref()).and_then(text).is_some() { 2 } else { 1 }
+            }
+            _ => 1,
+        },
+    };
+    if ts >= n {
+        return plan_err!("{name} needs a timestamp and at least one condition");
+    }
+    let conditions = n - ts - 1;
+    let ts_type = types.map(|t| &t[ts]);
+    let eval = match kind {
+        Kind::WindowFunnel => {
+            let window = consts[0].as_ref().ok_or_else(|| plan_datafusion_err!("{name}: the window must be a constant"))?;
+            let window = window_units(window, ts_type)?;
+            let modes = if ts == 2 {
+                let m = consts[1].as_ref().and_then(text).ok_or_else(|| plan_datafusion_err!("{name}: the mode must be a constant string"))?;
+                Modes::parse(&m).map_err(|e| plan_datafusion_err!("{name}: {e}"))?
+            } else {
+                Modes::default()
+            };
+            Eval::Funnel { steps: conditions, window, modes }
+        }
+        Kind::SequenceMatch | Kind::SequenceCount => {
+            let p = consts[0].as_ref().and_then(text).ok_or_else(|| plan_datafusion_err!("{name}: the pattern must be a constant string"))?;
+            let pattern = Pattern::parse(&p, conditions, ts_type.map_or(1, units_per_second)).map_err(|e| plan_datafusion_err!("{name}: {e}"))?;
+            if kind == Kind::SequenceMatch { Eval::Match(pattern) } else { Eval::Count(pattern) }
+        }
+    };
+    let keep_empty = matches!(eval, Eval::Funnel { modes, .. } if modes.strict_order);
+    Ok(Spec { layout: Layout { ts, conds: ts + 1..n, keep_empty }, eval })
+}
+
+fn spec_from_args(kind: Kind, args: &AccumulatorArgs) -> Result<Spec> {
+    let consts: Vec<Option<ScalarValue>> =
+        args.exprs.iter().map(|e| e.downcast_ref::<Literal>().map(|l| l.value().clone())).collect();
+    let types: Vec<DataType> = args.exprs.iter().map(|e| e.data_type(args.schema)).collect::<Result<_>>()?;
+    parse_spec(kind, &consts, Some(&types))
+}
+
+/// The UDAF of one event aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct EventAggregate {
+    kind: Kind,
+    signature: Signature,
+}
+
+impl EventAggregate {
+    pub fn new(kind: Kind) -> Self {
+        Self { kind, signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+impl AggregateUDFImpl for EventAggregate {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let ts = check_types(self.kind, arg_types)?;
+        Ok(arg_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if i > ts { DataType::Boolean } else if stringy(t) { DataType::Utf8 } else { t.clone() })
+            .collect())
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        check_types(self.kind, arg_types)?;
+        Ok(match self.kind {
+            Kind::WindowFunnel => DataType::UInt8,
+            Kind::SequenceMatch => DataType::Boolean,
+            Kind::SequenceCount => DataType::UInt64,
+        })
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(buffer::state_fields(args.name))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SingleGroup { spec: spec_from_args(self.kind, &args)?, events: Vec::new() }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(Groups { spec: spec_from_args(self.kind, &args)?, buffer: EventBuffer::default() }))
+    }
+
+    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
+        let kind = self.kind;
+        // Checks the constant arguments while the plan is optimised, so a bad
+        // window, mode or pattern fails before any data is read.
+        Some(Box::new(move |agg, _info| {
+            let consts: Vec<Option<ScalarValue>> = agg
+                .params
+                .args
+                .iter()
+                .map(|e| match e {
+                    Expr::Literal(v, _) => Some(v.clone()),
+                    _ => None,
+                })
+                .collect();
+            parse_spec(kind, &consts, None)?;
+            Ok(Expr::AggregateFunction(agg))
+        }))
+    }
+}
+
+/// Computes one group's result from its events (sorted by (timestamp, mask)).
+fn finish(eval: &Eval, events: &[Event]) -> Result<u64> {
+    let name_err = |e: String| DataFusionError::Execution(e);
+    Ok(match eval {
+        Eval::Funnel { steps, window, modes } => funnel::level(events, *steps, *window, *modes) as u64,
+        Eval::Match(p) => p.matches(events).map_err(name_err)? as u64,
+        Eval::Count(p) => p.count(events).map_err(name_err)?,
+    })
+}
+
+/// Collects results into the output type.
+enum Out {
+    U8(UInt8Builder),
+    Bool(BooleanBuilder),
+    U64(UInt64Builder),
+}
+
+impl Out {
+    fn new(eval: &Eval, n: usize) -> Out {
+        match eval {
+            Eval::Funnel { .. } => Out::U8(UInt8Builder::with_capacity(n)),
+            Eval::Match(_) => Out::Bool(BooleanBuilder::with_capacity(n)),
+            Eval::Count(_) => Out::U64(UInt64Builder::with_capacity(n)),
+        }
+    }
+    fn push(&mut self, v: u64) {
+        match self {
+            Out::U8(b) => b.append_value(v as u8),
+            Out::Bool(b) => b.append_value(v != 0),
+            Out::U64(b) => b.append_value(v),
+        }
+    }
+    fn finish(self) -> ArrayRef {
+        match self {
+            Out::U8(mut b) => Arc::new(b.finish()),
+            Out::Bool(mut b) => Arc::new(b.finish()),
+            Out::U64(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// All groups' events in one flat buffer.
+struct Groups {
+    spec: Spec,
+    buffer: EventBuffer,
+}
+
+impl GroupsAccumulator for Groups {
+    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+        self.buffer.set_num_groups(total_num_groups);
+        let buffer = &mut self.buffer;
+        self.spec.layout.for_each(values, opt_filter, |row, ts, mask| buffer.push(group_indices[row], ts, mask))
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        self.buffer.set_num_groups(total_num_groups);
+        let buffer = &mut self.buffer;
+        buffer::for_each_state_event(values, None, |row, ts, mask| buffer.push(group_indices[row], ts, mask))
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let rows = values.first().map_or(0, |v| v.len());
+        let mut per_row: Vec<Option<Event>> = vec![None; rows];
+        self.spec.layout.for_each(values, opt_filter, |row, ts, mask| per_row[row] = Some((ts, mask)))?;
+        Ok(state_arrays(per_row.iter().map(|e| e.as_ref().map_or(&[][..], std::slice::from_ref))))
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let (mut events, offsets) = self.buffer.take(emit_to);
+        let groups = offsets.len() - 1;
+        let mut out = Out::new(&self.spec.eval, groups);
+        for g in 0..groups {
+            let slice = &mut events[offsets[g]..offsets[g + 1]];
+            sort_events(slice);
+            out.push(finish(&self.spec.eval, slice)?);
+        }
+        Ok(out.finish())
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let (events, offsets) = self.buffer.take(emit_to);
+        Ok(state_arrays(offsets.windows(2).map(|w| &events[w[0]..w[1]])))
+    }
+
+    fn size(&self) -> usize {
+        self.buffer.size()
+    }
+}
+
+/// The same for a query without GROUP BY.
+struct SingleGroup {
+    spec: Spec,
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for SingleGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleGroup").field("events", &self.events.len()).finish()
+    }
+}
+
+impl Accumulator for SingleGroup {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let events = &mut self.events;
+        self.spec.layout.for_each(values, None, |_, ts, mask| events.push((ts, mask)))
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let events = &mut self.events;
+        buffer::for_each_state_event(states, None, |_, ts, mask| events.push((ts, mask)))
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        sort_events(&mut self.events);
+        let mut out = Out::new(&self.spec.eval, 1);
+        out.push(finish(&self.spec.eval, &self.events)?);
+        ScalarValue::try_from_array(&out.finish(), 0)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        state_arrays(std::iter::once(self.events.as_slice())).iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.events.capacity() * std::mem::size_of::<Event>()
+    }
+}
+
+/// Registers the four aggregates.
+pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
+    for kind in [Kind::WindowFunnel, Kind::SequenceMatch, Kind::SequenceCount] {
+        ctx.register_udaf(AggregateUDF::from(EventAggregate::new(kind)));
+    }
+    ctx.register_udaf(AggregateUDF::from(retention::Retention::new()));
+    let doc = |signature: &str, description: &str| FunctionDoc { kind: "aggregate", signature: signature.into(), description: description.into() };
+    vec![
+        doc(
+            "window_funnel(window, [mode,] ts, cond1, ..., condN)",
+            "highest funnel step reached within the window (ClickHouse windowFunnel); modes: strict_deduplication, strict_order, strict_increase, allow_reentry",
+        ),
+        doc("retention(cond1, ..., condN)", "[c1, c1 and c2, ..., c1 and cN] as 0/1 over the group (ClickHouse retention)"),
+        doc("sequence_match(pattern, ts, cond1, ...)", "whether the events match a pattern such as '(?1).*(?2)(?t<=3600)(?3)' (ClickHouse sequenceMatch)"),
+        doc("sequence_count(pattern, ts, cond1, ...)", "non-overlapping matches of the pattern (ClickHouse sequenceCount)"),
+    ]
+}
+
