@@ -112,7 +112,25 @@ async fn check_compatible(lake: &Lake, table: Table, files: &[ObjectMeta]) -> Re
                 let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| {
                     LakeError::IncompatibleFile { file: name.clone(), column: "-".into(), reason: format!("not a readable Parquet file: {e}") }
                 })?;
-                let found = builder.schema();
+                let found = builder.schema().clone();
+                // Nulls in a required column would break queries later: name them now.
+                let parquet_schema = builder.parquet_schema();
+                for column in &required {
+                    let Some(idx) = parquet_schema.columns().iter().position(|c| c.name() == column.as_str()) else { continue };
+                    let nulls: u64 = builder
+                        .metadata()
+                        .row_groups()
+                        .iter()
+                        .filter_map(|rg| rg.column(idx).statistics().and_then(|s| s.null_count_opt()))
+                        .sum();
+                    if nulls > 0 {
+                        return Err(LakeError::IncompatibleFile {
+                            file: name,
+                            column: column.clone(),
+                            reason: format!("has {nulls} NULL values; the contract requires a value in every row"),
+                        });
+                    }
+                }
                 for field in declared.fields() {
                     match found.field_with_name(field.name()) {
                         Ok(f) if !compatible(f.data_type(), field.data_type()) => {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, UInt32Array};
-use arrow::buffer::{BooleanBuffer, OffsetBuffer};
+use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::EmitTo;
@@ -24,30 +24,40 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Calls `f(row, ts, mask)` for each row that counts: not filtered out,
-    /// with a timestamp, and meeting a condition unless `keep_empty`.
-    /// A NULL condition counts as false; a NULL timestamp skips the row.
-    pub fn for_each(&self, values: &[ArrayRef], filter: Option<&BooleanArray>, mut f: impl FnMut(usize, i64, u32)) -> Result<()> {
+    /// Calls `f(row, event)` for each row that counts: not filtered out and
+    /// with no NULL argument (as ClickHouse does, a row with a NULL timestamp
+    /// or condition is skipped). `event` is None for a row that meets no
+    /// condition and need not be stored (unless `keep_empty`).
+    pub fn for_each(&self, values: &[ArrayRef], filter: Option<&BooleanArray>, mut f: impl FnMut(usize, Option<Event>)) -> Result<()> {
         let ts = timestamps(&values[self.ts])?;
-        let n = ts.len();
-        let mut masks = vec![0u32; n];
-        for (bit, c) in self.conds.clone().enumerate() {
-            let Some(cond) = values[c].as_boolean_opt() else {
-                return exec_err!("condition {} is {}, not boolean", bit + 1, values[c].data_type());
-            };
-            for i in truthy(cond).set_indices() {
-                masks[i] |= 1 << bit;
-            }
-        }
+        let (masks, valid) = condition_masks(&values[self.conds.clone()])?;
         let keep = filter.map(truthy);
         for (i, mask) in masks.into_iter().enumerate() {
-            if (mask == 0 && !self.keep_empty) || ts.is_null(i) || keep.as_ref().is_some_and(|k| !k.value(i)) {
+            if ts.is_null(i) || valid.as_ref().is_some_and(|v| !v.is_valid(i)) || keep.as_ref().is_some_and(|k| !k.value(i)) {
                 continue;
             }
-            f(i, ts.value(i), mask);
+            f(i, (mask != 0 || self.keep_empty).then(|| (ts.value(i), mask)));
         }
         Ok(())
     }
+}
+
+/// Each row's conditions as a mask (bit i = condition i+1), and where any
+/// condition is NULL.
+pub fn condition_masks(conds: &[ArrayRef]) -> Result<(Vec<u32>, Option<NullBuffer>)> {
+    let n = conds.first().map_or(0, |c| c.len());
+    let mut masks = vec![0u32; n];
+    let mut valid: Option<NullBuffer> = None;
+    for (bit, c) in conds.iter().enumerate() {
+        let Some(cond) = c.as_boolean_opt() else {
+            return exec_err!("condition {} is {}, not boolean", bit + 1, c.data_type());
+        };
+        for i in cond.values().set_indices() {
+            masks[i] |= 1 << bit;
+        }
+        valid = NullBuffer::union(valid.as_ref(), cond.nulls());
+    }
+    Ok((masks, valid))
 }
 
 /// True where a boolean array is non-null and true.
@@ -67,17 +77,19 @@ pub fn timestamps(a: &ArrayRef) -> Result<Int64Array> {
     Ok(raw.as_primitive::<Int64Type>().clone())
 }
 
-/// The state fields: every stored event's timestamp and mask, as two lists.
+/// The state fields: every stored event's timestamp and mask, as two lists,
+/// and whether the group had a row without NULL arguments.
 pub fn state_fields(name: &str) -> Vec<FieldRef> {
     let item = |t: DataType| Arc::new(Field::new_list_field(t, false));
     vec![
         Arc::new(Field::new(format!("{name}_ts"), DataType::List(item(DataType::Int64)), true)),
         Arc::new(Field::new(format!("{name}_mask"), DataType::List(item(DataType::UInt32)), true)),
+        Arc::new(Field::new(format!("{name}_seen"), DataType::Boolean, true)),
     ]
 }
 
-/// Builds the two state lists from per-group event slices.
-pub fn state_arrays<'a>(groups: impl Iterator<Item = &'a [Event]>) -> Vec<ArrayRef> {
+/// Builds the state arrays from per-group event slices and seen flags.
+pub fn state_arrays<'a>(groups: impl Iterator<Item = &'a [Event]>, seen: &[bool]) -> Vec<ArrayRef> {
     let mut offsets = vec![0i32];
     let mut ts = Vec::new();
     let mut masks = Vec::new();
@@ -93,13 +105,15 @@ pub fn state_arrays<'a>(groups: impl Iterator<Item = &'a [Event]>) -> Vec<ArrayR
     vec![
         Arc::new(ListArray::new(item(DataType::Int64), offsets.clone(), Arc::new(Int64Array::from(ts)), None)),
         Arc::new(ListArray::new(item(DataType::UInt32), offsets, Arc::new(UInt32Array::from(masks)), None)),
+        Arc::new(BooleanArray::from(seen.to_vec())),
     ]
 }
 
-/// Reads state lists back: calls `f(state_row, ts, mask)` for each stored event.
-pub fn for_each_state_event(values: &[ArrayRef], filter: Option<&BooleanArray>, mut f: impl FnMut(usize, i64, u32)) -> Result<()> {
-    let (Some(ts), Some(masks)) = (values[0].as_list_opt::<i32>(), values[1].as_list_opt::<i32>()) else {
-        return exec_err!("event aggregate state must be two lists");
+/// Reads states back: calls `f(state_row, None)` for a group that saw a row,
+/// and `f(state_row, Some(event))` for each stored event.
+pub fn for_each_state_event(values: &[ArrayRef], filter: Option<&BooleanArray>, mut f: impl FnMut(usize, Option<Event>)) -> Result<()> {
+    let (Some(ts), Some(masks), Some(seen)) = (values[0].as_list_opt::<i32>(), values[1].as_list_opt::<i32>(), values[2].as_boolean_opt()) else {
+        return exec_err!("event aggregate state must be two lists and a flag");
     };
     let keep = filter.map(truthy);
     let tv = ts.values().as_primitive::<Int64Type>();
@@ -108,10 +122,13 @@ pub fn for_each_state_event(values: &[ArrayRef], filter: Option<&BooleanArray>, 
         if ts.is_null(row) || keep.as_ref().is_some_and(|k| !k.value(row)) {
             continue;
         }
+        if seen.is_valid(row) && seen.value(row) {
+            f(row, None);
+        }
         let (a, b) = (ts.value_offsets()[row] as usize, ts.value_offsets()[row + 1] as usize);
         let m0 = masks.value_offsets()[row] as usize;
         for k in a..b {
-            f(row, tv.value(k), mv.value(m0 + (k - a)));
+            f(row, Some((tv.value(k), mv.value(m0 + (k - a)))));
         }
     }
     Ok(())

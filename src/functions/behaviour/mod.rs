@@ -246,16 +246,12 @@ impl AggregateUDFImpl for EventAggregate {
         })
     }
 
-    fn is_nullable(&self) -> bool {
-        false
-    }
-
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(buffer::state_fields(args.name))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup { spec: spec_from_args(self.kind, &args)?, events: Vec::new() }))
+        Ok(Box::new(SingleGroup { spec: spec_from_args(self.kind, &args)?, events: Vec::new(), seen: false }))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -263,7 +259,7 @@ impl AggregateUDFImpl for EventAggregate {
     }
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(Groups { spec: spec_from_args(self.kind, &args)?, buffer: EventBuffer::default() }))
+        Ok(Box::new(Groups { spec: spec_from_args(self.kind, &args)?, buffer: EventBuffer::default(), seen: Vec::new() }))
     }
 
     fn simplify(&self) -> Option<AggregateFunctionSimplification> {
@@ -311,11 +307,11 @@ impl Out {
             Eval::Count(_) => Out::U64(UInt64Builder::with_capacity(n)),
         }
     }
-    fn push(&mut self, v: u64) {
+    fn push(&mut self, v: Option<u64>) {
         match self {
-            Out::U8(b) => b.append_value(v as u8),
-            Out::Bool(b) => b.append_value(v != 0),
-            Out::U64(b) => b.append_value(v),
+            Out::U8(b) => b.append_option(v.map(|v| v as u8)),
+            Out::Bool(b) => b.append_option(v.map(|v| v != 0)),
+            Out::U64(b) => b.append_option(v),
         }
     }
     fn finish(self) -> ArrayRef {
@@ -327,51 +323,72 @@ impl Out {
     }
 }
 
-/// All groups' events in one flat buffer.
+/// All groups' events in one flat buffer. A group none of whose rows had all
+/// arguments non-NULL gives NULL, as in ClickHouse.
 struct Groups {
     spec: Spec,
     buffer: EventBuffer,
+    seen: Vec<bool>,
+}
+
+impl Groups {
+    fn add(&mut self, group: usize, event: Option<Event>) {
+        self.seen[group] = true;
+        if let Some((ts, mask)) = event {
+            self.buffer.push(group, ts, mask);
+        }
+    }
 }
 
 impl GroupsAccumulator for Groups {
     fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
         self.buffer.set_num_groups(total_num_groups);
-        let buffer = &mut self.buffer;
-        self.spec.layout.for_each(values, opt_filter, |row, ts, mask| buffer.push(group_indices[row], ts, mask))
+        self.seen.resize(total_num_groups, false);
+        let layout = self.spec.layout.clone();
+        layout.for_each(values, opt_filter, |row, event| self.add(group_indices[row], event))
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         self.buffer.set_num_groups(total_num_groups);
-        let buffer = &mut self.buffer;
-        buffer::for_each_state_event(values, None, |row, ts, mask| buffer.push(group_indices[row], ts, mask))
-    }
-
-    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let rows = values.first().map_or(0, |v| v.len());
-        let mut per_row: Vec<Option<Event>> = vec![None; rows];
-        self.spec.layout.for_each(values, opt_filter, |row, ts, mask| per_row[row] = Some((ts, mask)))?;
-        Ok(state_arrays(per_row.iter().map(|e| e.as_ref().map_or(&[][..], std::slice::from_ref))))
+        self.seen.resize(total_num_groups, false);
+        buffer::for_each_state_event(values, None, |row, event| self.add(group_indices[row], event))
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let (mut events, offsets) = self.buffer.take(emit_to);
-        let groups = offsets.len() - 1;
-        let mut out = Out::new(&self.spec.eval, groups);
-        for g in 0..groups {
+        let seen = emit_to.take_needed(&mut self.seen);
+        let mut out = Out::new(&self.spec.eval, seen.len());
+        for (g, seen) in seen.iter().enumerate() {
+            if !seen {
+                out.push(None);
+                continue;
+            }
             let slice = &mut events[offsets[g]..offsets[g + 1]];
             sort_events(slice);
-            out.push(finish(&self.spec.eval, slice)?);
+            out.push(Some(finish(&self.spec.eval, slice)?));
         }
         Ok(out.finish())
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let (events, offsets) = self.buffer.take(emit_to);
-        Ok(state_arrays(offsets.windows(2).map(|w| &events[w[0]..w[1]])))
+        let seen = emit_to.take_needed(&mut self.seen);
+        Ok(state_arrays(offsets.windows(2).map(|w| &events[w[0]..w[1]]), &seen))
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let rows = values.first().map_or(0, |v| v.len());
+        let mut per_row: Vec<Option<Event>> = vec![None; rows];
+        let mut seen = vec![false; rows];
+        self.spec.layout.for_each(values, opt_filter, |row, event| {
+            seen[row] = true;
+            per_row[row] = event;
+        })?;
+        Ok(state_arrays(per_row.iter().map(|e| e.as_ref().map_or(&[][..], std::slice::from_ref)), &seen))
     }
 
     fn size(&self) -> usize {
-        self.buffer.size()
+        self.buffer.size() + self.seen.capacity()
     }
 }
 
@@ -379,6 +396,7 @@ impl GroupsAccumulator for Groups {
 struct SingleGroup {
     spec: Spec,
     events: Vec<Event>,
+    seen: bool,
 }
 
 impl std::fmt::Debug for SingleGroup {
@@ -387,26 +405,32 @@ impl std::fmt::Debug for SingleGroup {
     }
 }
 
+impl SingleGroup {
+    fn add(&mut self, event: Option<Event>) {
+        self.seen = true;
+        self.events.extend(event);
+    }
+}
+
 impl Accumulator for SingleGroup {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let events = &mut self.events;
-        self.spec.layout.for_each(values, None, |_, ts, mask| events.push((ts, mask)))
+        let layout = self.spec.layout.clone();
+        layout.for_each(values, None, |_, event| self.add(event))
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let events = &mut self.events;
-        buffer::for_each_state_event(states, None, |_, ts, mask| events.push((ts, mask)))
+        buffer::for_each_state_event(states, None, |_, event| self.add(event))
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         sort_events(&mut self.events);
         let mut out = Out::new(&self.spec.eval, 1);
-        out.push(finish(&self.spec.eval, &self.events)?);
+        out.push(if self.seen { Some(finish(&self.spec.eval, &self.events)?) } else { None });
         ScalarValue::try_from_array(&out.finish(), 0)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        state_arrays(std::iter::once(self.events.as_slice())).iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+        state_arrays(std::iter::once(self.events.as_slice()), &[self.seen]).iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
     }
 
     fn size(&self) -> usize {

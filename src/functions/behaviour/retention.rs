@@ -7,11 +7,11 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, UInt32Array, UInt8Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
-use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
+use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 
-use super::buffer::truthy;
+use super::buffer::{condition_masks, truthy};
 use super::MAX_CONDITIONS;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -32,8 +32,8 @@ impl Default for Retention {
 }
 
 fn check(types: &[DataType]) -> Result<()> {
-    if types.is_empty() || types.len() > MAX_CONDITIONS {
-        return plan_err!("retention takes 1 to {MAX_CONDITIONS} conditions, got {}", types.len());
+    if types.len() < 2 || types.len() > MAX_CONDITIONS {
+        return plan_err!("retention takes 2 to {MAX_CONDITIONS} conditions, got {}", types.len());
     }
     for (i, t) in types.iter().enumerate() {
         if !matches!(t, DataType::Boolean | DataType::Null) {
@@ -61,19 +61,13 @@ fn lists(masks: &[u32], n: usize) -> ArrayRef {
     Arc::new(ListArray::new(item(), offsets, Arc::new(UInt8Array::from(values)), None))
 }
 
-/// ORs each row's conditions into `f(row, mask)`.
+/// Calls `f(row, mask)` for rows meeting a condition; a row with a NULL
+/// condition is skipped, as ClickHouse does.
 fn for_each_mask(values: &[ArrayRef], filter: Option<&BooleanArray>, mut f: impl FnMut(usize, u32)) -> Result<()> {
-    let n = values.first().map_or(0, |v| v.len());
-    let mut masks = vec![0u32; n];
-    for (bit, v) in values.iter().enumerate() {
-        let Some(b) = v.as_boolean_opt() else { return exec_err!("retention: condition {} is not boolean", bit + 1) };
-        for i in truthy(b).set_indices() {
-            masks[i] |= 1 << bit;
-        }
-    }
+    let (masks, valid) = condition_masks(values)?;
     let keep = filter.map(truthy);
     for (i, m) in masks.into_iter().enumerate() {
-        if m != 0 && keep.as_ref().is_none_or(|k| k.value(i)) {
+        if m != 0 && valid.as_ref().is_none_or(|v| v.is_valid(i)) && keep.as_ref().is_none_or(|k| k.value(i)) {
             f(i, m);
         }
     }
