@@ -164,8 +164,8 @@ mod tests {
         assert_eq!(level(&ev(&[(0, &[1]), (10, &[2]), (21, &[3])]), 3, 20, m), 2);
         // A later step 1 restarts the chain's clock.
         assert_eq!(level(&ev(&[(0, &[1]), (10, &[2]), (15, &[1]), (30, &[2]), (34, &[3])]), 3, 20, m), 3);
-        // One row meeting conditions 1 and 2 reaches only step 1 by itself.
-        assert_eq!(level(&ev(&[(5, &[1, 2])]), 2, 20, m), 1);
+        // One row meeting conditions 1 and 2 is step 1 and then step 2.
+        assert_eq!(level(&ev(&[(5, &[1, 2])]), 2, 20, m), 2);
     }
 
     #[test]
