@@ -11,7 +11,7 @@ use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMic
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use datafusion::logical_expr::function::AccumulatorArgs;
-use datafusion::logical_expr::{AggregateUDFImpl, EmitTo};
+use datafusion::logical_expr::{AggregateUDFImpl, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::expressions::{col, lit};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
@@ -65,21 +65,7 @@ fn run(udaf: &dyn AggregateUDFImpl, leading: Vec<Arc<dyn PhysicalExpr>>, input: 
     for i in 0..4 {
         exprs.push(col(&format!("c{i}"), &schema).expect("cond"));
     }
-    let types: Vec<DataType> = exprs.iter().map(|e| e.data_type(&schema).expect("type")).collect();
-    let return_field = Arc::new(Field::new("out", udaf.return_type(&types).expect("return type"), true));
-    let expr_fields: Vec<_> = exprs.iter().map(|e| e.return_field(&schema).expect("field")).collect();
-    let args = AccumulatorArgs {
-        return_field,
-        expr_fields: &expr_fields,
-        schema: &schema,
-        ignore_nulls: false,
-        order_bys: &[],
-        is_reversed: false,
-        name: "bench",
-        is_distinct: false,
-        exprs: &exprs,
-    };
-    let mut acc = udaf.create_groups_accumulator(args).expect("accumulator");
+    let mut acc = accumulator(udaf, &exprs, &schema);
     for start in (0..EVENTS).step_by(BATCH) {
         let len = BATCH.min(EVENTS - start);
         let mut values: Vec<ArrayRef> = leading.iter().map(|_| Arc::new(Int64Array::from(vec![0; len])) as ArrayRef).collect();
@@ -120,26 +106,31 @@ fn bench(c: &mut Criterion) {
 fn run_retention(udaf: &Retention, input: &Input) -> usize {
     let schema = Schema::new((0..4).map(|i| Field::new(format!("c{i}"), DataType::Boolean, false)).collect::<Vec<_>>());
     let exprs: Vec<Arc<dyn PhysicalExpr>> = (0..4).map(|i| col(&format!("c{i}"), &schema).expect("cond")).collect();
-    let expr_fields: Vec<_> = exprs.iter().map(|e| e.return_field(&schema).expect("field")).collect();
-    let types = vec![DataType::Boolean; 4];
-    let args = AccumulatorArgs {
-        return_field: Arc::new(Field::new("out", udaf.return_type(&types).expect("type"), true)),
-        expr_fields: &expr_fields,
-        schema: &schema,
-        ignore_nulls: false,
-        order_bys: &[],
-        is_reversed: false,
-        name: "bench",
-        is_distinct: false,
-        exprs: &exprs,
-    };
-    let mut acc = udaf.create_groups_accumulator(args).expect("accumulator");
+    let mut acc = accumulator(udaf, &exprs, &schema);
     for start in (0..EVENTS).step_by(BATCH) {
         let len = BATCH.min(EVENTS - start);
         let values: Vec<ArrayRef> = input.conds.iter().map(|c| c.slice(start, len)).collect();
         acc.update_batch(&values, &input.groups[start..start + len], None, GROUPS).expect("update");
     }
     acc.evaluate(EmitTo::All).expect("evaluate").len()
+}
+
+/// A group accumulator for a call with these argument expressions.
+fn accumulator(udaf: &dyn AggregateUDFImpl, exprs: &[Arc<dyn PhysicalExpr>], schema: &Schema) -> Box<dyn GroupsAccumulator> {
+    let types: Vec<DataType> = exprs.iter().map(|e| e.data_type(schema).expect("type")).collect();
+    let expr_fields: Vec<_> = exprs.iter().map(|e| e.return_field(schema).expect("field")).collect();
+    let args = AccumulatorArgs {
+        return_field: Arc::new(Field::new("out", udaf.return_type(&types).expect("return type"), true)),
+        expr_fields: &expr_fields,
+        schema,
+        ignore_nulls: false,
+        order_bys: &[],
+        is_reversed: false,
+        name: "bench",
+        is_distinct: false,
+        exprs,
+    };
+    udaf.create_groups_accumulator(args).expect("accumulator")
 }
 
 criterion_group!(benches, bench);
