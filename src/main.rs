@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// Query execution and Parquet encoding allocate large, short-lived buffers;
+// mimalloc reuses them where the system allocator returns them to the OS.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = vitals::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

@@ -9,7 +9,7 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 
 use super::schema::{Table, UTC};
 use super::writer::{encode, sort_batch, Transaction};
@@ -220,7 +220,7 @@ struct User {
 }
 
 /// One generated event, small until it is written.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Ev {
     t: i64,
     kind: u8,
@@ -441,7 +441,7 @@ impl World {
                 break;
             }
             let t0 = self.start_us + day * DAY_US;
-            let weekday = (date_of(t0).format("%u").to_string().parse::<u32>().unwrap_or(1)) <= 5;
+            let weekday = date_of(t0).weekday().number_from_monday() <= 5;
             let mut p = u.p_day * if weekday { 1.0 } else { 0.25 };
             if u.new && day - signup_day < 7 {
                 // Everyone tries the product in the first week.
@@ -520,6 +520,25 @@ impl World {
     }
 }
 
+/// Appends `n` in decimal, zero-padded to `width` digits (a hot path: no `format!`).
+fn push_padded(buf: &mut String, n: usize, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - i)..width {
+        buf.push('0');
+    }
+    buf.extend(digits[i..].iter().map(|&d| d as char));
+}
+
 fn hash_str(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
@@ -572,14 +591,17 @@ impl EventBuilders {
 
     fn push(&mut self, a: &Account, u: &User, e: &Ev, seq: usize, buf: &mut String) {
         buf.clear();
-        let _ = write!(buf, "{}-{:06}", u.id, seq);
+        buf.push_str(&u.id);
+        buf.push('-');
+        push_padded(buf, seq, 6);
         self.id.append_value(buf.as_str());
         self.time.append_value(e.t);
         self.org.append_value(&a.id);
         self.user.append_value(&u.id);
         self.event.append_value(EVENTS[e.kind as usize]);
-        buf.clear();
-        let _ = write!(buf, "{}-s{}", u.id, e.session);
+        buf.truncate(u.id.len());
+        buf.push_str("-s");
+        push_padded(buf, e.session as usize, 1);
         self.session.append_value(buf.as_str());
         if e.module == 255 {
             self.module.append_null();
@@ -646,8 +668,19 @@ impl EventBuilders {
     }
 }
 
-/// Events buffered per chunk of accounts before they are written.
-const CHUNK_EVENTS: usize = 3_000_000;
+/// Events held in compact form (32 bytes each) before they are written: up to
+/// this many, the lake has one file per day.
+const CHUNK_EVENTS: usize = 16_000_000;
+
+/// A generated event waiting to be written, with whom it belongs to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    day: u32,
+    account: u32,
+    user: u32,
+    seq: u32,
+    ev: Ev,
+}
 
 /// Generates the demo lake. Fails if the lake already has tables, unless `force`.
 pub async fn generate(lake: &Lake, args: &DemoArgs) -> Result<(DemoSummary, Planted)> {
@@ -671,11 +704,10 @@ pub async fn generate(lake: &Lake, args: &DemoArgs) -> Result<(DemoSummary, Plan
     let mut summary = DemoSummary { accounts: world.accounts.len(), ..Default::default() };
     let (mut users_b, mut accounts_b, mut iv_b) = (UserBuilders::new(), AccountBuilders::new(), IvBuilders::new());
     let days = args.days as usize;
-    let mut per_day: Vec<EventBuilders> = (0..days).map(|_| EventBuilders::new()).collect();
-    let mut buffered = 0usize;
+    let mut users: Vec<Vec<User>> = Vec::with_capacity(world.accounts.len());
+    let mut pending: Vec<Pending> = Vec::new();
     let mut evs = Vec::new();
-    let mut buf = String::new();
-    for a in &world.accounts {
+    for (ai, a) in world.accounts.iter().enumerate() {
         accounts_b.push(a);
         if let Some(Decline { intervention_us: Some(t), .. }) = a.decline {
             iv_b.push(a, t, "call", "usage dropped sharply; reviewed goals with the champion");
@@ -683,25 +715,25 @@ pub async fn generate(lake: &Lake, args: &DemoArgs) -> Result<(DemoSummary, Plan
         if a.paid && a.no % 9 == 0 {
             iv_b.push(a, world.end_us - (20 + a.no as i64 % 30) * DAY_US, "qbr", "quarterly business review");
         }
-        for u in world.users(a) {
-            users_b.push(a, &u);
+        let account_users = world.users(a);
+        for (ui, u) in account_users.iter().enumerate() {
+            users_b.push(a, u);
             summary.users += 1;
-            world.events(a, &u, &mut evs);
+            world.events(a, u, &mut evs);
             for (seq, e) in evs.iter().enumerate() {
-                let d = ((e.t - world.start_us) / DAY_US) as usize;
-                if e.t < world.start_us || d >= days {
+                let d = (e.t - world.start_us).div_euclid(DAY_US);
+                if d < 0 || d >= days as i64 {
                     continue;
                 }
-                per_day[d].push(a, &u, e, seq, &mut buf);
-                buffered += 1;
+                pending.push(Pending { day: d as u32, account: ai as u32, user: ui as u32, seq: seq as u32, ev: *e });
             }
         }
-        if buffered >= CHUNK_EVENTS {
-            summary.events += flush_days(&mut tx, &world, &mut per_day).await?;
-            buffered = 0;
+        users.push(account_users);
+        if pending.len() >= CHUNK_EVENTS {
+            summary.events += flush_days(&mut tx, &world, &users, &mut pending).await?;
         }
     }
-    summary.events += flush_days(&mut tx, &world, &mut per_day).await?;
+    summary.events += flush_days(&mut tx, &world, &users, &mut pending).await?;
     tx.stage(Table::Accounts, None, &[accounts_b.finish()?]).await?;
     let users = sort_batch(Table::Users, &users_b.finish()?)?;
     tx.stage(Table::Users, None, &[users]).await?;
@@ -713,33 +745,63 @@ pub async fn generate(lake: &Lake, args: &DemoArgs) -> Result<(DemoSummary, Plan
     Ok((summary, world.planted()))
 }
 
-/// Encodes each day's buffered events (already in sort order: accounts and
-/// users are generated in id order) on all cores, then stages the files.
-async fn flush_days(tx: &mut Transaction, world: &World, per_day: &mut [EventBuilders]) -> Result<usize> {
-    let mut batches = Vec::new();
-    for (d, b) in per_day.iter_mut().enumerate() {
-        if b.rows > 0 {
-            batches.push((d, b.finish()?));
-        }
+/// Writes the pending events as one file per day. Events were generated
+/// account by account and user by user in id order, each user's in time
+/// order, so a stable split by day leaves every day sorted by
+/// (org_id, user_id, event_time). Days are built and encoded on all cores.
+async fn flush_days(tx: &mut Transaction, world: &World, users: &[Vec<User>], pending: &mut Vec<Pending>) -> Result<usize> {
+    let days = world.args.days as usize;
+    let mut offsets = vec![0usize; days + 1];
+    for p in pending.iter() {
+        offsets[p.day as usize + 1] += 1;
     }
-    let n: usize = batches.iter().map(|(_, b)| b.num_rows()).sum();
+    for d in 0..days {
+        offsets[d + 1] += offsets[d];
+    }
+    let mut next = offsets.clone();
+    let mut sorted = vec![Pending::default(); pending.len()];
+    for p in pending.iter() {
+        let d = p.day as usize;
+        sorted[next[d]] = *p;
+        next[d] += 1;
+    }
+    pending.clear();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cursor = std::sync::atomic::AtomicUsize::new(0);
     let encoded: Vec<Result<(usize, bytes::Bytes, usize)>> = std::thread::scope(|s| {
-        let chunks: Vec<_> = batches.chunks(batches.len().div_ceil(threads).max(1)).collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk.iter().map(|(d, b)| Ok((*d, encode(Table::Events, std::slice::from_ref(b))?, b.num_rows()))).collect::<Vec<_>>()
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    let mut buf = String::new();
+                    loop {
+                        let d = cursor.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if d >= days {
+                            break;
+                        }
+                        let slice = &sorted[offsets[d]..offsets[d + 1]];
+                        if slice.is_empty() {
+                            continue;
+                        }
+                        let mut b = EventBuilders::new();
+                        for p in slice {
+                            let a = &world.accounts[p.account as usize];
+                            b.push(a, &users[p.account as usize][p.user as usize], &p.ev, p.seq as usize, &mut buf);
+                        }
+                        out.push(b.finish().and_then(|batch| Ok((d, encode(Table::Events, std::slice::from_ref(&batch))?, batch.num_rows()))));
+                    }
+                    out
                 })
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(LakeError::Input("encoder thread panicked".into()))])).collect()
     });
-    for item in encoded {
-        let (d, bytes, rows) = item?;
-        let day = date_of(world.start_us + d as i64 * DAY_US);
-        tx.stage_encoded(Table::Events, Some(day), bytes, rows).await?;
+    let mut files = encoded.into_iter().collect::<Result<Vec<_>>>()?;
+    files.sort_by_key(|f| f.0);
+    let mut n = 0;
+    for (d, bytes, rows) in files {
+        n += rows;
+        tx.stage_encoded(Table::Events, Some(date_of(world.start_us + d as i64 * DAY_US)), bytes, rows).await?;
     }
     Ok(n)
 }
