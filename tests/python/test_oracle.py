@@ -29,7 +29,7 @@ BASE = dt.datetime(2024, 3, 1, 23, 58, 0, tzinfo=dt.timezone.utc)
 # overlaps the second, so one row can meet two conditions.
 # They read `module`, a nullable column: a NULL condition skips the row, as in ClickHouse.
 CONDS = ["module = 'a'", "module = 'b'", "module IN ('b', 'c')", "module = 'c'"]
-MODES = ["strict_deduplication", "strict_order", "strict_increase"]
+MODES = ["strict_deduplication", "strict_order", "strict_increase", "strict_once"]
 
 
 def mode_sets():

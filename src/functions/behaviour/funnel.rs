@@ -17,6 +17,8 @@ pub struct Modes {
     pub strict_increase: bool,
     /// With strict_order: a step that comes too early is skipped instead of ending the search.
     pub allow_reentry: bool,
+    /// One row counts for at most one step of a chain, even if it meets several conditions.
+    pub strict_once: bool,
 }
 
 impl Modes {
@@ -29,10 +31,11 @@ impl Modes {
                 "strict_order" => m.strict_order = true,
                 "strict_increase" => m.strict_increase = true,
                 "allow_reentry" => m.allow_reentry = true,
+                "strict_once" => m.strict_once = true,
                 "strict" => return Err("mode 'strict' is now called 'strict_deduplication'".into()),
                 other => {
                     return Err(format!(
-                        "unknown mode '{other}'; modes are strict_deduplication, strict_order, strict_increase, allow_reentry"
+                        "unknown mode '{other}'; modes are strict_deduplication, strict_order, strict_increase, allow_reentry, strict_once"
                     ))
                 }
             }
@@ -53,6 +56,9 @@ pub fn level(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
     }
     if !modes.strict_order && steps == 1 {
         return 1;
+    }
+    if modes.strict_once {
+        return level_once(events, steps, window, modes);
     }
     let mut state = Chain { reached: [None; 32], steps, window, modes, started: false };
     let mut i = 0;
@@ -145,6 +151,84 @@ impl Chain {
         }
         None
     }
+}
+
+/// One chain under strict_once: its start, its last step's time, and the
+/// row that made each step (rows are their index in the group's events).
+#[derive(Clone, Copy)]
+struct Path {
+    first: i64,
+    last: i64,
+    rows: [u32; 32],
+}
+
+/// window_funnel with strict_once: every chain is kept, so that a row meeting
+/// several conditions is used for one step of a chain only.
+fn level_once(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
+    let mut levels: Vec<Vec<Path>> = vec![Vec::new(); steps];
+    let highest = |levels: &Vec<Vec<Path>>| (0..steps).rev().find(|&k| !levels[k].is_empty()).map_or(0, |k| k as u8 + 1);
+    let mut started = false;
+    // Entries in (timestamp, condition, row) order.
+    let mut order: Vec<(i64, usize, u32)> = Vec::with_capacity(events.len());
+    for (row, &(ts, mask)) in events.iter().enumerate() {
+        if mask == 0 {
+            order.push((ts, 0, row as u32));
+        }
+        let mut bits = mask;
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            order.push((ts, b + 1, row as u32));
+        }
+    }
+    order.sort_unstable();
+    for (ts, idx, row) in order {
+        if idx == 0 {
+            if started {
+                break;
+            }
+            continue;
+        }
+        let k = idx - 1;
+        if k == 0 {
+            let mut rows = [0u32; 32];
+            rows[0] = row;
+            levels[0].push(Path { first: ts, last: ts, rows });
+            started = true;
+        } else if modes.strict_deduplication && !levels[k].is_empty() {
+            return highest(&levels);
+        } else if modes.strict_order && started && levels[k - 1].is_empty() {
+            if modes.allow_reentry {
+                continue;
+            }
+            return (0..steps).find(|&s| levels[s].is_empty()).unwrap_or(steps) as u8;
+        } else if !levels[k - 1].is_empty() {
+            let mut i = 0;
+            while i < levels[k - 1].len() {
+                let p = levels[k - 1][i];
+                let mut matched = (ts as i128) <= p.first as i128 + window as i128;
+                if !matched && levels[k - 1].len() > 1 {
+                    // Out of the window for good: drop it, but keep one chain.
+                    levels[k - 1].remove(i);
+                    continue;
+                }
+                matched = matched && !p.rows[..k].contains(&row);
+                if matched && modes.strict_increase {
+                    matched = p.last < ts;
+                }
+                if matched {
+                    let mut rows = p.rows;
+                    rows[k] = row;
+                    levels[k].push(Path { first: p.first, last: ts, rows });
+                    if k + 1 == steps {
+                        return steps as u8;
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+    highest(&levels)
 }
 
 #[cfg(test)]

@@ -448,7 +448,7 @@ pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
     vec![
         doc(
             "window_funnel(window, [mode,] ts, cond1, ..., condN)",
-            "highest funnel step reached within the window (ClickHouse windowFunnel); modes: strict_deduplication, strict_order, strict_increase, allow_reentry",
+            "highest funnel step reached within the window (ClickHouse windowFunnel); modes: strict_deduplication, strict_order, strict_increase, allow_reentry, strict_once",
         ),
         doc("retention(cond1, ..., condN)", "[c1, c1 and c2, ..., c1 and cN] as 0/1 over the group (ClickHouse retention)"),
         doc("sequence_match(pattern, ts, cond1, ...)", "whether the events match a pattern such as '(?1).*(?2)(?t<=3600)(?3)' (ClickHouse sequenceMatch)"),
