@@ -209,7 +209,6 @@ struct IngestState<'a> {
     lake: &'a Lake,
     table: Table,
     pending: Vec<RecordBatch>,
-    pending_rows: usize,
     /// event_ids already in the lake or in this ingest, per day loaded so far.
     seen: HashMap<NaiveDate, HashSet<String>>,
     /// Dimension tables: every good row, merged with the existing rows at the end.
@@ -219,12 +218,12 @@ struct IngestState<'a> {
 
 impl<'a> IngestState<'a> {
     fn new(lake: &'a Lake, table: Table) -> Self {
-        Self { lake, table, pending: Vec::new(), pending_rows: 0, seen: HashMap::new(), dims: Vec::new(), summary: IngestSummary::default() }
+        Self { lake, table, pending: Vec::new(), seen: HashMap::new(), dims: Vec::new(), summary: IngestSummary::default() }
     }
 
     async fn flush(&mut self, tx: &mut Transaction, last: bool) -> Result<()> {
-        self.pending_rows = self.pending.iter().map(|b| b.num_rows()).sum();
-        if self.pending_rows < CHUNK_ROWS && !last {
+        let pending_rows: usize = self.pending.iter().map(|b| b.num_rows()).sum();
+        if pending_rows < CHUNK_ROWS && !last {
             return Ok(());
         }
         let batches = std::mem::take(&mut self.pending);

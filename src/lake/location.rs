@@ -93,11 +93,6 @@ impl Lake {
         &self.store
     }
 
-    /// The local folder, when the lake is local.
-    pub fn local_root(&self) -> Option<&FsPath> {
-        self.local_root.as_deref()
-    }
-
     /// Makes the lake's object store known to a session (local files need nothing).
     pub fn register_store(&self, ctx: &SessionContext) {
         if self.local_root.is_none() {
