@@ -204,6 +204,12 @@ async fn run_demo(c: DemoCmd) -> CliResult {
 }
 
 async fn run_ingest(c: IngestCmd) -> CliResult {
+    // Check the inputs before a new lake folder is made for them.
+    for f in &c.files {
+        if !f.is_file() {
+            return Err(format!("{}: no such file", f.display()).into());
+        }
+    }
     let lake = Lake::open(&c.lake, true)?;
     let args = IngestArgs { table: c.table, files: c.files, format: c.format, reject_file: c.reject_file.clone(), progress: true };
     let s = ingest::ingest(&lake, args).await?;

@@ -38,3 +38,13 @@ fn a_missing_lake_says_how_to_make_one() {
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/lake") && err.contains("vitals demo"), "{err}");
 }
+
+#[test]
+fn a_missing_input_file_makes_no_lake() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lake = dir.path().join("new-lake");
+    let (code, _, err) = run(vitals().args(["ingest", "--lake"]).arg(&lake).arg(dir.path().join("absent.csv")));
+    assert_eq!(code, 1);
+    assert!(err.contains("absent.csv") && err.contains("no such file"), "{err}");
+    assert!(!lake.exists(), "no lake folder was created");
+}
