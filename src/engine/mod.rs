@@ -3,9 +3,11 @@
 //! `sql/views/` (and of a user's own folder), in name order. The one place a
 //! session is made, so the CLI, the server and the tests see the same SQL.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -88,7 +90,7 @@ impl Engine {
             .iter()
             .map(|t| CatalogEntry { kind: "table", name: t.name().into(), description: t.description().into() })
             .collect();
-        let facts = LakeFacts { first_day: summary.first_day, last_day: summary.last_day };
+        let facts = LakeFacts { first_day: summary.first_day, last_day: summary.last_day, org_ids: org_ids(&ctx, &summary).await? };
         let mut docs: Vec<FunctionDoc> = functions::register_scalar(&ctx);
         docs.extend(functions::table::register(&ctx, &args.config, facts, sql_files::REPORTS).await?);
         for (file, text) in sql_files::VIEWS {
@@ -122,6 +124,22 @@ impl Engine {
     pub fn catalog(&self) -> &[CatalogEntry] {
         &self.catalog
     }
+}
+
+/// The accounts' org_ids, so that a report can reject an unknown account;
+/// None when the lake has no accounts table.
+async fn org_ids(ctx: &SessionContext, summary: &LakeSummary) -> Result<Option<Arc<HashSet<String>>>> {
+    let has_accounts = summary.files.iter().any(|(t, n)| *t == Table::Accounts && *n > 0);
+    if !has_accounts {
+        return Ok(None);
+    }
+    let batches = ctx.sql("SELECT DISTINCT CAST(org_id AS VARCHAR) FROM accounts").await?.collect().await?;
+    let mut ids = HashSet::new();
+    for b in &batches {
+        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).map_err(DataFusionError::from)?;
+        ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+    }
+    Ok(Some(Arc::new(ids)))
 }
 
 /// Runs one `CREATE VIEW` file; its first line, `-- name: description`, documents it.

@@ -20,10 +20,12 @@ use super::FunctionDoc;
 use crate::config::Config;
 
 /// What the lake holds, for defaults ("as of the latest day") and range checks.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LakeFacts {
     pub first_day: Option<NaiveDate>,
     pub last_day: Option<NaiveDate>,
+    /// The accounts table's org_ids (None when the lake has no accounts table).
+    pub org_ids: Option<Arc<std::collections::HashSet<String>>>,
 }
 
 /// A parsed `sql/reports/NAME.sql` file.
@@ -176,6 +178,11 @@ impl SqlTableFunction {
                 self.check_in_data(key, *d)?;
             }
         }
+        if let (Some(Arg::Text(org)), Some(known)) = (args.get("org_id"), &self.facts.org_ids) {
+            if !known.contains(org) {
+                return plan_err!("{f}: unknown org_id '{org}': no such account in the accounts table");
+            }
+        }
         if let (Some(Arg::Date(from)), Some(Arg::Date(to))) = (args.get("from"), args.get("to")) {
             if from > to {
                 return plan_err!("{f}: from ({from}) is after to ({to})");
@@ -259,7 +266,7 @@ pub async fn register(
             .map_err(|e| DataFusionError::Context(format!("planning sql/reports/{file}"), Box::new(e)))?;
         docs.push(FunctionDoc { kind: "table", signature: template.signature(), description: template.description.clone() });
         let name = template.name.clone();
-        ctx.register_udtf(&name, Arc::new(SqlTableFunction { template, prepared, facts }));
+        ctx.register_udtf(&name, Arc::new(SqlTableFunction { template, prepared, facts: facts.clone() }));
     }
     Ok(docs)
 }
