@@ -134,6 +134,12 @@ impl SqlTableFunction {
                 _ => plan_err!("{f}: {name} must be a whole number, got {value}"),
             },
             _ => match value {
+                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) if name == "period" => {
+                    match s.trim().to_ascii_lowercase().as_str() {
+                        p @ ("day" | "week" | "month") => Ok(Arg::Text(p.to_string())),
+                        _ => plan_err!("{f}: unknown period '{s}'; use day, week or month"),
+                    }
+                }
                 ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Ok(Arg::Text(s)),
                 other => plan_err!("{f}: {name} must be a string, got {other}"),
             },
@@ -141,7 +147,7 @@ impl SqlTableFunction {
     }
 
     /// Defaults: dates are the latest day with events, `days` is 7, `from`
-    /// is four weeks before the latest day.
+    /// is four weeks before the latest day, `period` is a week.
     fn default_arg(&self, name: &str) -> Result<Arg> {
         let f = &self.template.name;
         let last = || self.facts.last_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events, so {name} has no default"));
@@ -149,6 +155,7 @@ impl SqlTableFunction {
             "as_of" | "to" => Ok(Arg::Date(last()?)),
             "from" => Ok(Arg::Date(last()? - Duration::days(27))),
             "days" => Ok(Arg::Int(7)),
+            "period" => Ok(Arg::Text("week".into())),
             _ => plan_err!("{f}: argument {name} is required: {}", self.template.signature()),
         }
     }
