@@ -7,7 +7,16 @@ pub mod behaviour;
 pub mod scalar;
 pub mod table;
 
+use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
+
+/// The text of a string literal of any string type.
+pub(crate) fn scalar_text(value: &ScalarValue) -> Option<&str> {
+    match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s),
+        _ => None,
+    }
+}
 
 /// A function as `vitals tables` lists it.
 #[derive(Debug, Clone)]

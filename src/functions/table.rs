@@ -16,7 +16,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
-use super::FunctionDoc;
+use super::{scalar_text, FunctionDoc};
 use crate::config::Config;
 
 /// What the lake holds, for defaults ("as of the latest day") and range checks.
@@ -120,11 +120,10 @@ impl SqlTableFunction {
         };
         match ty {
             "DATE" => {
-                let text = match &value {
-                    ScalarValue::Date32(Some(d)) => return Ok(Arg::Date(NaiveDate::default() + Duration::days(*d as i64))),
-                    ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
-                    other => other.to_string(),
-                };
+                if let ScalarValue::Date32(Some(d)) = value {
+                    return Ok(Arg::Date(NaiveDate::default() + Duration::days(d as i64)));
+                }
+                let text = scalar_text(&value).map_or_else(|| value.to_string(), str::to_string);
                 NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
                     .map(Arg::Date)
                     .map_err(|_| plan_datafusion_err!("{f}: {name} must be a date such as '2024-05-31', got {value}"))
@@ -133,15 +132,13 @@ impl SqlTableFunction {
                 Ok(ScalarValue::Int64(Some(v))) if !matches!(value, ScalarValue::Utf8(_) | ScalarValue::Float64(_) | ScalarValue::Float32(_)) => Ok(Arg::Int(v)),
                 _ => plan_err!("{f}: {name} must be a whole number, got {value}"),
             },
-            _ => match value {
-                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) if name == "period" => {
-                    match s.trim().to_ascii_lowercase().as_str() {
-                        p @ ("day" | "week" | "month") => Ok(Arg::Text(p.to_string())),
-                        _ => plan_err!("{f}: unknown period '{s}'; use day, week or month"),
-                    }
-                }
-                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Ok(Arg::Text(s)),
-                other => plan_err!("{f}: {name} must be a string, got {other}"),
+            _ => match (scalar_text(&value), name) {
+                (Some(s), "period") => match s.trim().to_ascii_lowercase().as_str() {
+                    p @ ("day" | "week" | "month") => Ok(Arg::Text(p.to_string())),
+                    _ => plan_err!("{f}: unknown period '{s}'; use day, week or month"),
+                },
+                (Some(s), _) => Ok(Arg::Text(s.to_string())),
+                (None, _) => plan_err!("{f}: {name} must be a string, got {value}"),
             },
         }
     }

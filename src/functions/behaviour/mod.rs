@@ -23,7 +23,7 @@ use buffer::{sort_events, state_arrays, Event, EventBuffer, Layout};
 use funnel::Modes;
 use sequence::Pattern;
 
-use super::FunctionDoc;
+use super::{scalar_text, FunctionDoc};
 
 /// The most conditions one call takes (a bit each in a u32 mask).
 pub const MAX_CONDITIONS: usize = 32;
@@ -151,13 +151,6 @@ fn window_units(value: &ScalarValue, ts_type: Option<&DataType>) -> Result<i64> 
     Ok(units)
 }
 
-fn text(value: &ScalarValue) -> Option<String> {
-    match value {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
 /// Checks a call's constants: `consts[i]` is argument i's value when it is a
 /// literal. `types` are the argument types (None when only checking values).
 fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataType]>) -> Result<Spec> {
@@ -167,7 +160,7 @@ fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataTy
         Some(t) => check_types(kind, t)?,
         None => match kind {
             Kind::WindowFunnel => {
-                if consts.get(1).and_then(|c| c.as_ref()).and_then(text).is_some() { 2 } else { 1 }
+                if consts.get(1).and_then(|c| c.as_ref()).and_then(scalar_text).is_some() { 2 } else { 1 }
             }
             _ => 1,
         },
@@ -182,7 +175,7 @@ fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataTy
             let window = consts[0].as_ref().ok_or_else(|| plan_datafusion_err!("{name}: the window must be a constant"))?;
             let window = window_units(window, ts_type)?;
             let modes = if ts == 2 {
-                let m = consts[1].as_ref().and_then(text).ok_or_else(|| plan_datafusion_err!("{name}: the mode must be a constant string"))?;
+                let m = consts[1].as_ref().and_then(scalar_text).ok_or_else(|| plan_datafusion_err!("{name}: the mode must be a constant string"))?;
                 Modes::parse(&m).map_err(|e| plan_datafusion_err!("{name}: {e}"))?
             } else {
                 Modes::default()
@@ -190,7 +183,7 @@ fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataTy
             Eval::Funnel { steps: conditions, window, modes }
         }
         Kind::SequenceMatch | Kind::SequenceCount => {
-            let p = consts[0].as_ref().and_then(text).ok_or_else(|| plan_datafusion_err!("{name}: the pattern must be a constant string"))?;
+            let p = consts[0].as_ref().and_then(scalar_text).ok_or_else(|| plan_datafusion_err!("{name}: the pattern must be a constant string"))?;
             let pattern = Pattern::parse(&p, conditions, ts_type.map_or(1, units_per_second)).map_err(|e| plan_datafusion_err!("{name}: {e}"))?;
             if kind == Kind::SequenceMatch { Eval::Match(pattern) } else { Eval::Count(pattern) }
         }
