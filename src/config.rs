@@ -1,7 +1,9 @@
 //! What a customer-success team tunes without code: the names of the events
-//! with a meaning of their own (and, as reports grow, scoring weights and
-//! thresholds). Read from a TOML file; every key has a documented default.
+//! with a meaning of their own, scoring weights, thresholds, colour bands and
+//! lifecycle milestones. Read from a TOML file; every key has a documented
+//! default (README, "Configuration"), and an unknown key is an error.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -11,6 +13,12 @@ use serde::Deserialize;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub events: EventNames,
+    pub funnel: FunnelConfig,
+    pub magic_number: MagicConfig,
+    pub health: HealthConfig,
+    pub temperature: TemperatureConfig,
+    pub declining: DecliningConfig,
+    pub lifecycle: LifecycleConfig,
 }
 
 /// `[events]`: which event names mean sign-up, login, page view and conversion.
@@ -33,6 +41,167 @@ impl Default for EventNames {
     }
 }
 
+/// `[funnel]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunnelConfig {
+    /// Breakdown values shown by name (the most entrants first); the rest are "other". Default 8.
+    pub top_values: u32,
+}
+
+impl Default for FunnelConfig {
+    fn default() -> Self {
+        Self { top_values: 8 }
+    }
+}
+
+/// `[magic_number]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MagicConfig {
+    /// phi above this is "strong". Default 0.6.
+    pub strong: f64,
+    /// phi from this up to `strong` is "positive". Default 0.4.
+    pub positive: f64,
+    /// phi from this up to `positive` is "weak"; between -weak and weak "none"; below "negative". Default 0.2.
+    pub weak: f64,
+    /// How many of the best single conditions are combined into pairs. Default 8.
+    pub pair_candidates: u32,
+    /// How many pairs are listed. Default 10.
+    pub pairs: u32,
+}
+
+impl Default for MagicConfig {
+    fn default() -> Self {
+        Self { strong: 0.6, positive: 0.4, weak: 0.2, pair_candidates: 8, pairs: 10 }
+    }
+}
+
+/// Weights of the health index's measures; each measure is 0..1.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthWeights {
+    /// Share of seats with an active user. Default 0.3.
+    pub active_seats: f64,
+    /// Visits, as a percentile among accounts. Default 0.2.
+    pub visits: f64,
+    /// Minutes of use, as a percentile among accounts. Default 0.15.
+    pub duration: f64,
+    /// Share of the core modules used. Default 0.2.
+    pub breadth: f64,
+    /// Share of key users active. Default 0.15.
+    pub key_users: f64,
+}
+
+impl Default for HealthWeights {
+    fn default() -> Self {
+        Self { active_seats: 0.3, visits: 0.2, duration: 0.15, breadth: 0.2, key_users: 0.15 }
+    }
+}
+
+/// `[health]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    pub weights: HealthWeights,
+    /// Weights for accounts of one plan, replacing `weights` (e.g. `[health.plan.enterprise]`).
+    pub plan: BTreeMap<String, HealthWeights>,
+    /// The modules whose use counts as breadth. Default: every module seen in the lake.
+    pub core_modules: Vec<String>,
+    /// Health at or above this is "healthy" (quadrants). Default 50.
+    pub healthy_from: f64,
+    /// Health below this is red. Default 40.
+    pub red_below: f64,
+    /// Health at or above this is green (between red and green: yellow). Default 70.
+    pub green_from: f64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self { weights: HealthWeights::default(), plan: BTreeMap::new(), core_modules: Vec::new(), healthy_from: 50.0, red_below: 40.0, green_from: 70.0 }
+    }
+}
+
+/// Weights of the temperature index's measures; each measure is 0..1.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemperatureWeights {
+    /// Visits against the previous period: -100% is 0, unchanged 0.5, +100% or more 1. Default 0.3.
+    pub trend: f64,
+    /// Paying now. Default 0.2.
+    pub paid: f64,
+    /// Time to renewal: 0 when due, 1 at `renewal_horizon_days` or more; 0.5 without a renewal date. Default 0.15.
+    pub renewal: f64,
+    /// Active users against the previous period, scaled as trend. Default 0.15.
+    pub seat_growth: f64,
+    /// Share of admins and key users active. Default 0.2.
+    pub admins: f64,
+}
+
+impl Default for TemperatureWeights {
+    fn default() -> Self {
+        Self { trend: 0.3, paid: 0.2, renewal: 0.15, seat_growth: 0.15, admins: 0.2 }
+    }
+}
+
+/// `[temperature]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemperatureConfig {
+    pub weights: TemperatureWeights,
+    /// Weights for accounts of one plan, replacing `weights`.
+    pub plan: BTreeMap<String, TemperatureWeights>,
+    /// Temperature at or above this is "warm" (quadrants). Default 50.
+    pub warm_from: f64,
+    /// Days to renewal at which the renewal measure reaches 1. Default 180.
+    pub renewal_horizon_days: u32,
+}
+
+impl Default for TemperatureConfig {
+    fn default() -> Self {
+        Self { weights: TemperatureWeights::default(), plan: BTreeMap::new(), warm_from: 50.0, renewal_horizon_days: 180 }
+    }
+}
+
+/// `[declining]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecliningConfig {
+    /// Accounts with fewer active users than this in the previous period are not ranked. Default 3.
+    pub min_prev_users: u32,
+    /// A drop is "broad" when at least this share of the previously active non-key users stopped, "concentrated" when at least this share of key users stopped and the others did not. Default 0.5.
+    pub lost_share: f64,
+}
+
+impl Default for DecliningConfig {
+    fn default() -> Self {
+        Self { min_prev_users: 3, lost_share: 0.5 }
+    }
+}
+
+/// `[lifecycle]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// The events an account must each have done once to have had its first value, in order.
+    /// Default ["create_project", "invite_user", "create_dashboard"].
+    pub milestones: Vec<String>,
+    /// An account whose renewal is at most this many days ahead is in "renewal". Default 60.
+    pub renewal_days: u32,
+    /// For this many days after first value an account is in "adoption", then "growth". Default 90.
+    pub adoption_days: u32,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            milestones: vec!["create_project".into(), "invite_user".into(), "create_dashboard".into()],
+            renewal_days: 60,
+            adoption_days: 90,
+        }
+    }
+}
+
 /// A config file that could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("config {path}: {reason}")]
@@ -41,22 +210,126 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// A string as a SQL literal.
+pub fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A number as a SQL DOUBLE literal.
+fn sql_f64(v: f64) -> String {
+    format!("CAST({v:?} AS DOUBLE)")
+}
+
 impl Config {
     /// Reads a TOML config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let err = |reason: String| ConfigError { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        toml::from_str(&text).map_err(|e| err(e.to_string()))
+        let config: Config = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        config.check().map_err(err)?;
+        Ok(config)
     }
 
-    /// Replaces `${name}` in predefined SQL with the configured event name,
-    /// quoted as a SQL string literal.
-    pub fn expand_sql(&self, sql: &str) -> String {
-        let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        sql.replace("${signup}", &q(&self.events.signup))
-            .replace("${login}", &q(&self.events.login))
-            .replace("${page_view}", &q(&self.events.page_view))
-            .replace("${conversion}", &q(&self.events.conversion))
+    /// Checks what TOML types cannot: ranges and orders.
+    pub fn check(&self) -> Result<(), String> {
+        let h = &self.health;
+        if !(0.0..=100.0).contains(&h.red_below) || h.red_below > h.green_from || h.green_from > 100.0 {
+            return Err(format!("health: need 0 <= red_below ({}) <= green_from ({}) <= 100", h.red_below, h.green_from));
+        }
+        let m = &self.magic_number;
+        if !(m.weak <= m.positive && m.positive <= m.strong) {
+            return Err(format!("magic_number: need weak ({}) <= positive ({}) <= strong ({})", m.weak, m.positive, m.strong));
+        }
+        let all_health = std::iter::once(&h.weights).chain(h.plan.values());
+        for w in all_health {
+            let v = [w.active_seats, w.visits, w.duration, w.breadth, w.key_users];
+            if v.iter().any(|x| *x < 0.0) || v.iter().sum::<f64>() <= 0.0 {
+                return Err("health weights must be >= 0 with a positive sum".into());
+            }
+        }
+        for w in std::iter::once(&self.temperature.weights).chain(self.temperature.plan.values()) {
+            let v = [w.trend, w.paid, w.renewal, w.seat_growth, w.admins];
+            if v.iter().any(|x| *x < 0.0) || v.iter().sum::<f64>() <= 0.0 {
+                return Err("temperature weights must be >= 0 with a positive sum".into());
+            }
+        }
+        if self.lifecycle.milestones.is_empty() {
+            return Err("lifecycle.milestones must name at least one event".into());
+        }
+        Ok(())
+    }
+
+    /// The value of each `${key}` predefined SQL may use, as SQL text.
+    fn sql_values(&self) -> BTreeMap<String, String> {
+        let mut v = BTreeMap::new();
+        let e = &self.events;
+        for (k, s) in [("signup", &e.signup), ("login", &e.login), ("page_view", &e.page_view), ("conversion", &e.conversion)] {
+            v.insert(k.to_string(), sql_str(s));
+        }
+        // A weight per plan: a CASE over the `plan` column when any plan has its own.
+        fn weight<W>(name: &str, default: &W, plans: &BTreeMap<String, W>, get: fn(&W) -> f64) -> String {
+            if plans.is_empty() {
+                return sql_f64(get(default));
+            }
+            let arms: String = plans.iter().map(|(p, w)| format!(" WHEN {} THEN {}", sql_str(p), sql_f64(get(w)))).collect();
+            let _ = name;
+            format!("(CASE plan{arms} ELSE {} END)", sql_f64(get(default)))
+        }
+        let h = &self.health;
+        let hw: [(&str, fn(&HealthWeights) -> f64); 5] = [
+            ("active_seats", |w| w.active_seats),
+            ("visits", |w| w.visits),
+            ("duration", |w| w.duration),
+            ("breadth", |w| w.breadth),
+            ("key_users", |w| w.key_users),
+        ];
+        for (k, get) in hw {
+            v.insert(format!("health.weights.{k}"), weight(k, &h.weights, &h.plan, get));
+        }
+        let t = &self.temperature;
+        let tw: [(&str, fn(&TemperatureWeights) -> f64); 5] =
+            [("trend", |w| w.trend), ("paid", |w| w.paid), ("renewal", |w| w.renewal), ("seat_growth", |w| w.seat_growth), ("admins", |w| w.admins)];
+        for (k, get) in tw {
+            v.insert(format!("temperature.weights.{k}"), weight(k, &t.weights, &t.plan, get));
+        }
+        let list = |items: &[String]| -> String {
+            if items.is_empty() { "NULL".into() } else { items.iter().map(|s| sql_str(s)).collect::<Vec<_>>().join(", ") }
+        };
+        v.insert("health.core_modules".into(), list(&h.core_modules));
+        v.insert("health.core_module_count".into(), h.core_modules.len().to_string());
+        v.insert("health.all_modules".into(), if h.core_modules.is_empty() { "TRUE" } else { "FALSE" }.into());
+        v.insert("health.healthy_from".into(), sql_f64(h.healthy_from));
+        v.insert("health.red_below".into(), sql_f64(h.red_below));
+        v.insert("health.green_from".into(), sql_f64(h.green_from));
+        v.insert("temperature.warm_from".into(), sql_f64(t.warm_from));
+        v.insert("temperature.renewal_horizon_days".into(), sql_f64(t.renewal_horizon_days as f64));
+        v.insert("declining.min_prev_users".into(), self.declining.min_prev_users.to_string());
+        v.insert("declining.lost_share".into(), sql_f64(self.declining.lost_share));
+        let l = &self.lifecycle;
+        v.insert("lifecycle.renewal_days".into(), l.renewal_days.to_string());
+        v.insert("lifecycle.adoption_days".into(), l.adoption_days.to_string());
+        // (position, event) rows for a VALUES list.
+        let rows: Vec<String> = l.milestones.iter().enumerate().map(|(i, m)| format!("({}, {})", i + 1, sql_str(m))).collect();
+        v.insert("lifecycle.milestone_rows".into(), rows.join(", "));
+        v
+    }
+
+    /// Replaces every `${key}` in predefined SQL with the configured value as
+    /// SQL text; a key that does not exist is an error naming it.
+    pub fn expand_sql(&self, sql: &str) -> Result<String, String> {
+        let values = self.sql_values();
+        let mut out = String::with_capacity(sql.len());
+        let mut rest = sql;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            let Some(j) = rest[i..].find('}') else { return Err("unclosed ${ in SQL".into()) };
+            let key = &rest[i + 2..i + j];
+            let value = values.get(key).ok_or_else(|| format!("unknown config key ${{{key}}}"))?;
+            out.push_str(value);
+            rest = &rest[i + j + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 }
 
@@ -69,6 +342,16 @@ mod tests {
         assert!(toml::from_str::<Config>("[events]\nlogn = 'x'").is_err());
         let c: Config = toml::from_str("[events]\nlogin = \"sign'in\"").unwrap();
         assert_eq!(c.events.page_view, "page_view");
-        assert_eq!(c.expand_sql("event = ${login}"), "event = 'sign''in'");
+        assert_eq!(c.expand_sql("event = ${login}").unwrap(), "event = 'sign''in'");
+        assert!(c.expand_sql("${nope}").unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn plan_weights_become_a_case_and_bad_bands_are_refused() {
+        let c: Config = toml::from_str("[health.plan.pro]\nvisits = 0.5").unwrap();
+        let sql = c.expand_sql("${health.weights.visits}").unwrap();
+        assert_eq!(sql, "(CASE plan WHEN 'pro' THEN CAST(0.5 AS DOUBLE) ELSE CAST(0.2 AS DOUBLE) END)");
+        let bad: Config = toml::from_str("[health]\nred_below = 80.0\ngreen_from = 70.0").unwrap();
+        assert!(bad.check().unwrap_err().contains("red_below"));
     }
 }

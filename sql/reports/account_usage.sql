@@ -1,5 +1,6 @@
 -- account_usage(as_of DATE, days BIGINT): per account: login users, visits, page views, minutes, pages per visit, each with its change in percent against the previous period
 -- params: cur_start DATE, cur_end DATE, prev_start DATE
+-- order: org_id
 WITH base AS (
     SELECT org_id, user_id, event, session_id, duration_ms, event_date >= $1 AS cur
     FROM events

@@ -1,5 +1,6 @@
 -- channel_quality(from DATE, to DATE): per utm_source, utm_medium, utm_campaign: visitors, visits, new users, bounce rate, average visit minutes, pages per visit, sign-up and conversion rates
 -- params: from DATE, to DATE
+-- order: visitors DESC, utm_source, utm_medium, utm_campaign
 WITH visits AS (
     SELECT
         user_id,
@@ -50,4 +51,3 @@ SELECT
     100.0 * new_users / visitors AS signup_rate_pct,
     ratio(100.0 * converted_users, new_users) AS conversion_pct
 FROM per_channel
-ORDER BY visitors DESC, utm_source, utm_medium, utm_campaign

@@ -1,5 +1,6 @@
 -- key_user_usage(org_id VARCHAR, as_of DATE, days BIGINT): per user of one account, key users first: logins, visits, page views, minutes, pages per visit, each with its change in percent
 -- params: org_id VARCHAR, cur_start DATE, cur_end DATE, prev_start DATE
+-- order: is_key_user DESC, duration_min DESC, user_id
 WITH base AS (
     SELECT user_id, event, session_id, duration_ms, event_time, event_date >= $2 AS cur
     FROM events
@@ -45,4 +46,3 @@ SELECT
     ratio(page_views, visits) AS pages_per_visit,
     last_seen
 FROM joined
-ORDER BY is_key_user DESC, duration_min DESC, user_id

@@ -1,5 +1,6 @@
 -- module_usage_share(from DATE, to DATE): per day and module: minutes spent and share of the day's time in percent (each day sums to 100)
 -- params: from DATE, to DATE
+-- order: day, share_pct DESC, module
 WITH d AS (
     SELECT event_date AS day, coalesce(module, '(none)') AS module, sum(duration_ms) AS ms
     FROM events
@@ -12,4 +13,3 @@ SELECT
     ms / 60000.0 AS duration_min,
     100.0 * ms / sum(ms) OVER (PARTITION BY day) AS share_pct
 FROM d
-ORDER BY day, share_pct DESC, module

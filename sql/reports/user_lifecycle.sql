@@ -1,5 +1,6 @@
 -- user_lifecycle(period VARCHAR): per day, week or month: active users split into new (first period with activity), returning (active the period before too) and resurrected (back after a gap), and dormant users (active the period before, not in this one)
 -- params: period VARCHAR
+-- order: period_start
 WITH act AS (
     SELECT DISTINCT user_id, date_trunc($1, event_time) AS p
     FROM events
@@ -49,4 +50,3 @@ SELECT
 FROM periods
 LEFT JOIN counts c ON c.p = periods.p
 LEFT JOIN dormant d ON d.p = periods.p
-ORDER BY period_start

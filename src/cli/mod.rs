@@ -39,6 +39,9 @@ pub enum Command {
     Sql(SqlCmd),
     /// List the tables, views and functions SQL can use.
     Tables(LakeArgs),
+    /// Run one customer-success report by name, e.g. `vitals report declining_accounts 2 5 14`;
+    /// without a name, list the reports and their arguments.
+    Report(ReportCmd),
     /// Generate the demo lake if missing, then show the main reports on it.
     Tour(TourCmd),
 }
@@ -114,6 +117,23 @@ pub struct SqlCmd {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Output format.
+    #[arg(long, env = "VITALS_FORMAT", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Rows shown in table format.
+    #[arg(long, env = "VITALS_MAX_ROWS", default_value_t = 1000)]
+    pub max_rows: usize,
+    /// The report, as `vitals tables` lists it (e.g. health_scores).
+    pub name: Option<String>,
+    /// Its arguments in order: numbers, dates (2024-05-31), text; `-` keeps an argument's default.
+    #[arg(allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct TourCmd {
     #[command(flatten)]
     pub lake: LakeArgs,
@@ -166,6 +186,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Ingest(c) => run_ingest(c).await,
         Command::Sql(c) => run_sql(c).await,
         Command::Tables(c) => run_tables(c).await,
+        Command::Report(c) => run_report(c).await,
         Command::Tour(c) => run_tour(c).await,
     };
     match result {
@@ -259,6 +280,57 @@ async fn run_tables(c: LakeArgs) -> CliResult {
         grid.add_row(vec![e.kind, &e.name, &e.description]);
     }
     println!("{grid}");
+    Ok(())
+}
+
+/// A report call's arguments as SQL literals: whole numbers stay numbers,
+/// `-` is NULL (the default), anything else is a quoted string, which each
+/// report reads as a date, an interval or a list as its argument requires.
+pub fn report_sql(name: &str, args: &[String], order: Option<&str>) -> String {
+    let lits: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a == "-" {
+                "NULL".to_string()
+            } else if a.parse::<i64>().is_ok() {
+                a.clone()
+            } else {
+                crate::config::sql_str(a)
+            }
+        })
+        .collect();
+    let order = order.map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
+    format!("SELECT * FROM {name}({}){order}", lits.join(", "))
+}
+
+async fn run_report(c: ReportCmd) -> CliResult {
+    let engine = c.lake.engine().await?;
+    let reports: Vec<_> = engine.catalog().iter().filter(|e| e.kind == "table" && e.name.contains('(')).collect();
+    let Some(name) = &c.name else {
+        let mut grid = comfy_table::Table::new();
+        grid.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+        grid.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        grid.set_header(vec!["report", "answers"]);
+        for e in &reports {
+            grid.add_row(vec![&e.name, &e.description]);
+        }
+        println!("{grid}");
+        return Ok(());
+    };
+    let Some(entry) = reports.iter().find(|e| e.name.split('(').next() == Some(name.as_str())) else {
+        let names: Vec<&str> = reports.iter().filter_map(|e| e.name.split('(').next()).collect();
+        return Err(format!("unknown report '{name}'; reports are: {}", names.join(", ")).into());
+    };
+    let sql = report_sql(name, &c.args, entry.order.as_deref());
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if c.format == Format::Table {
+        writeln!(out, "{}
+{sql}
+", entry.name)?;
+    }
+    run_query(&engine, &sql, c.format, c.max_rows, &mut out).await?;
+    out.flush()?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Builds the DataFusion session every query runs in: the lake's tables, the
-//! functions vitals defines, the report table functions, then the views of
-//! `sql/views/` (and of a user's own folder), in name order. The one place a
+//! functions vitals defines, the views of `sql/views/`, the report table
+//! functions, then the views of a user's own folder, in name order. The one place a
 //! session is made, so the CLI, the server and the tests see the same SQL.
 
 use std::collections::HashSet;
@@ -14,7 +14,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::Config;
-use crate::functions::{self, table::LakeFacts, FunctionDoc};
+use crate::functions::{self, FunctionDoc};
+use crate::reports::{self, LakeFacts};
 use crate::lake::{self, tables::LakeSummary, Lake, LakeError, Table};
 
 mod sql_files {
@@ -62,6 +63,8 @@ pub struct CatalogEntry {
     pub kind: &'static str,
     pub name: String,
     pub description: String,
+    /// For a report: the ORDER BY its rows are shown in.
+    pub order: Option<String>,
 }
 
 /// A ready session and what it was built from.
@@ -88,14 +91,19 @@ impl Engine {
         let summary = lake::tables::register(&ctx, &args.lake, args.check_files).await?;
         let mut catalog: Vec<CatalogEntry> = Table::ALL
             .iter()
-            .map(|t| CatalogEntry { kind: "table", name: t.name().into(), description: t.description().into() })
+            .map(|t| CatalogEntry { kind: "table", name: t.name().into(), description: t.description().into(), order: None })
             .collect();
-        let facts = LakeFacts { first_day: summary.first_day, last_day: summary.last_day, org_ids: org_ids(&ctx, &summary).await? };
+        let facts = LakeFacts {
+            first_day: summary.first_day,
+            last_day: summary.last_day,
+            org_ids: org_ids(&ctx, &summary).await?,
+            event_names: Default::default(),
+        };
         let mut docs: Vec<FunctionDoc> = functions::register_scalar(&ctx);
-        docs.extend(functions::table::register(&ctx, &args.config, facts, sql_files::REPORTS).await?);
         for (file, text) in sql_files::VIEWS {
             catalog.push(create_view(&ctx, &args.config, file, text).await?);
         }
+        docs.extend(reports::register(&ctx, &args.config, facts, sql_files::REPORTS).await?);
         if let Some(dir) = &args.views_dir {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|e| LakeError::Input(format!("views folder {}: {e}", dir.display())))?
@@ -108,7 +116,7 @@ impl Engine {
                 catalog.push(create_view(&ctx, &args.config, &path.display().to_string(), &text).await?);
             }
         }
-        catalog.extend(docs.into_iter().map(|d| CatalogEntry { kind: d.kind, name: d.signature, description: d.description }));
+        catalog.extend(docs.into_iter().map(|d| CatalogEntry { kind: d.kind, name: d.signature, description: d.description, order: d.order }));
         Ok(Engine { ctx, summary, catalog })
     }
 
@@ -145,7 +153,7 @@ async fn org_ids(ctx: &SessionContext, summary: &LakeSummary) -> Result<Option<A
 /// Runs one `CREATE VIEW` file; its first line, `-- name: description`, documents it.
 async fn create_view(ctx: &SessionContext, config: &Config, file: &str, text: &str) -> Result<CatalogEntry> {
     let wrap = |e: DataFusionError| EngineError::View { file: file.to_string(), source: Box::new(e) };
-    let sql = config.expand_sql(text);
+    let sql = config.expand_sql(text).map_err(|e| wrap(DataFusionError::Plan(e)))?;
     let plan = ctx.state().create_logical_plan(&sql).await.map_err(wrap)?;
     let name = match &plan {
         datafusion::logical_expr::LogicalPlan::Ddl(datafusion::logical_expr::DdlStatement::CreateView(v)) => v.name.to_string(),
@@ -160,5 +168,5 @@ async fn create_view(ctx: &SessionContext, config: &Config, file: &str, text: &s
         .and_then(|l| l.strip_prefix("-- "))
         .and_then(|l| l.split_once(": ").map(|(_, d)| d.to_string()))
         .unwrap_or_default();
-    Ok(CatalogEntry { kind: "view", name, description })
+    Ok(CatalogEntry { kind: "view", name, description, order: None })
 }

@@ -1,11 +1,10 @@
 //! Functions vitals adds to SQL: the behavioural aggregates (window_funnel,
-//! retention, sequence_match, sequence_count), small scalar helpers, and the
-//! table functions whose bodies are the SQL templates in `sql/reports/`.
-//! Registered by the engine; they know nothing of serving.
+//! window_funnel_path, retention, sequence_match, sequence_count) and small
+//! scalar helpers. Registered by the engine; they know nothing of reports or
+//! of serving.
 
 pub mod behaviour;
 pub mod scalar;
-pub mod table;
 
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
@@ -24,10 +23,11 @@ pub struct FunctionDoc {
     pub kind: &'static str,
     pub signature: String,
     pub description: String,
+    /// For a report: the ORDER BY its rows are shown in.
+    pub order: Option<String>,
 }
 
-/// Registers the scalar and aggregate functions (table functions need the
-/// lake's tables first: see [`table::register`]).
+/// Registers the scalar and aggregate functions.
 pub fn register_scalar(ctx: &SessionContext) -> Vec<FunctionDoc> {
     let mut docs = scalar::register(ctx);
     docs.extend(behaviour::register(ctx));

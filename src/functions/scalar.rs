@@ -64,8 +64,9 @@ pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
             kind: "scalar",
             signature: "change_pct(cur, prev)".into(),
             description: "change from prev to cur in percent; NULL when prev is 0".into(),
+            order: None,
         },
-        FunctionDoc { kind: "scalar", signature: "ratio(num, den)".into(), description: "num / den; NULL when den is 0".into() },
+        FunctionDoc { kind: "scalar", signature: "ratio(num, den)".into(), description: "num / den; NULL when den is 0".into(), order: None },
     ]
 }
 

@@ -435,7 +435,6 @@ impl World {
         // intervenes, three in ten of the users who stopped come back, less active.
         let stopper = r.chance(0.9);
         let returns = r.chance(0.3);
-        let quitter = r.chance(0.7);
         for day in first_day..days {
             if day >= u.churn_day {
                 break;
@@ -452,9 +451,12 @@ impl World {
                 let recovered = d.intervention_us.is_some_and(|iv| t0 > iv) && returns;
                 if day >= decline_start && !recovered {
                     // Broad: nine users in ten stop, the rest slow down.
-                    // Concentrated: every key user stops, and most of the others.
-                    let stops = if d.broad { stopper } else { u.key || quitter };
-                    p *= if stops { 0.0 } else { 0.35 };
+                    // Concentrated: every key user stops; the others slow down.
+                    p *= match (d.broad, u.key) {
+                        (true, _) => if stopper { 0.0 } else { 0.35 },
+                        (false, true) => 0.0,
+                        (false, false) => 0.5,
+                    };
                 }
                 if recovered {
                     p *= 0.6;

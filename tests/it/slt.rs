@@ -98,7 +98,9 @@ async fn sqllogictest_files() {
     assert!(!files.is_empty(), "no .slt files found");
     let mut failures = Vec::new();
     for file in &files {
-        let engine = common::engine(&lake).await;
+        let mut args = vitals::engine::EngineArgs::new(lake.clone());
+        args.config = vitals::config::Config::load(&common::repo().join("data/fixture/vitals.toml")).expect("fixture config");
+        let engine = vitals::engine::Engine::open(args).await.expect("engine");
         let mut slot = Some(Db { engine });
         let mut runner = sqllogictest::Runner::new(move || {
             let db = slot.take();

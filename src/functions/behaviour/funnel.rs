@@ -51,16 +51,35 @@ impl Modes {
 /// Bit i of a mask is condition i+1; with strict_order a mask of 0 is an event
 /// that met no condition.
 pub fn level(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
+    run(events, steps, window, modes, None)
+}
+
+/// The timestamps of the steps of the chain that reached the highest level
+/// (as many as the level), for times to convert between steps.
+pub fn path(events: &[Event], steps: usize, window: i64, modes: Modes) -> Vec<i64> {
+    let mut path = vec![[0i64; 32]; steps];
+    let l = run(events, steps, window, modes, Some(&mut path)) as usize;
+    if l == 0 {
+        return Vec::new();
+    }
+    path[l - 1][..l].to_vec()
+}
+
+/// `paths[k]`, when asked for, ends as the step times of a chain that reached level k+1.
+fn run(events: &[Event], steps: usize, window: i64, modes: Modes, paths: Option<&mut Vec<[i64; 32]>>) -> u8 {
     if events.is_empty() {
         return 0;
     }
     if !modes.strict_order && steps == 1 {
+        if let Some(p) = paths {
+            p[0][0] = events[0].0;
+        }
         return 1;
     }
     if modes.strict_once {
-        return level_once(events, steps, window, modes);
+        return level_once(events, steps, window, modes, paths);
     }
-    let mut state = Chain { reached: [None; 32], steps, window, modes, started: false };
+    let mut state = Chain { reached: [None; 32], steps, window, modes, started: false, paths };
     let mut i = 0;
     while i < events.len() {
         // Events with equal timestamps are taken in condition order.
@@ -102,16 +121,17 @@ pub fn level(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
     state.highest()
 }
 
-struct Chain {
+struct Chain<'a> {
     /// For each step reached: (timestamp of the chain's start, timestamp of this step).
     reached: [Option<(i64, i64)>; 32],
     steps: usize,
     window: i64,
     modes: Modes,
     started: bool,
+    paths: Option<&'a mut Vec<[i64; 32]>>,
 }
 
-impl Chain {
+impl Chain<'_> {
     fn highest(&self) -> u8 {
         (0..self.steps).rev().find(|&k| self.reached[k].is_some()).map_or(0, |k| k as u8 + 1)
     }
@@ -126,6 +146,9 @@ impl Chain {
         if k == 0 {
             self.reached[0] = Some((ts, ts));
             self.started = true;
+            if let Some(p) = self.paths.as_deref_mut() {
+                p[0][0] = ts;
+            }
             return None;
         }
         if self.modes.strict_deduplication && self.reached[k].is_some() {
@@ -144,6 +167,10 @@ impl Chain {
             }
             if matched {
                 self.reached[k] = Some((first, ts));
+                if let Some(p) = self.paths.as_deref_mut() {
+                    p[k] = p[k - 1];
+                    p[k][k] = ts;
+                }
                 if k + 1 == self.steps {
                     return Some(self.steps as u8);
                 }
@@ -164,9 +191,24 @@ struct Path {
 
 /// window_funnel with strict_once: every chain is kept, so that a row meeting
 /// several conditions is used for one step of a chain only.
-fn level_once(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
+fn level_once(events: &[Event], steps: usize, window: i64, modes: Modes, paths: Option<&mut Vec<[i64; 32]>>) -> u8 {
     let mut levels: Vec<Vec<Path>> = vec![Vec::new(); steps];
-    let highest = |levels: &Vec<Vec<Path>>| (0..steps).rev().find(|&k| !levels[k].is_empty()).map_or(0, |k| k as u8 + 1);
+    let l = once_levels(events, steps, window, modes, &mut levels);
+    if let Some(p) = paths {
+        // The latest chain of each level, as Chain keeps it.
+        for (k, chains) in levels.iter().enumerate() {
+            if let Some(last) = chains.last() {
+                for i in 0..=k {
+                    p[k][i] = events[last.rows[i] as usize].0;
+                }
+            }
+        }
+    }
+    l
+}
+
+fn once_levels(events: &[Event], steps: usize, window: i64, modes: Modes, levels: &mut [Vec<Path>]) -> u8 {
+    let highest = |levels: &[Vec<Path>]| (0..steps).rev().find(|&k| !levels[k].is_empty()).map_or(0, |k| k as u8 + 1);
     let mut started = false;
     // Entries in (timestamp, condition, row) order.
     let mut order: Vec<(i64, usize, u32)> = Vec::with_capacity(events.len());
@@ -196,7 +238,7 @@ fn level_once(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
             levels[0].push(Path { first: ts, last: ts, rows });
             started = true;
         } else if modes.strict_deduplication && !levels[k].is_empty() {
-            return highest(&levels);
+            return highest(levels);
         } else if modes.strict_order && started && levels[k - 1].is_empty() {
             if modes.allow_reentry {
                 continue;
@@ -228,7 +270,7 @@ fn level_once(events: &[Event], steps: usize, window: i64, modes: Modes) -> u8 {
             }
         }
     }
-    highest(&levels)
+    highest(levels)
 }
 
 #[cfg(test)]
@@ -262,5 +304,17 @@ mod tests {
         assert_eq!(level(&ev(&[(0, &[1]), (0, &[2]), (1, &[3])]), 3, 10, inc), 1);
         assert!(Modes::parse("allow_reentry").is_err());
         assert!(Modes::parse("strict_order, allow_reentry").is_ok());
+    }
+
+    #[test]
+    fn path_follows_the_chain_that_counts() {
+        let m = Modes::default();
+        // The restart at 15 makes the chain 15 -> 30 -> 34.
+        assert_eq!(path(&ev(&[(0, &[1]), (10, &[2]), (15, &[1]), (30, &[2]), (34, &[3])]), 3, 20, m), vec![15, 30, 34]);
+        assert_eq!(path(&ev(&[(0, &[1]), (10, &[2]), (31, &[3])]), 3, 20, m), vec![0, 10]);
+        assert_eq!(path(&ev(&[(3, &[2])]), 3, 20, m), Vec::<i64>::new());
+        let once = Modes { strict_once: true, ..Modes::default() };
+        assert_eq!(path(&ev(&[(5, &[1, 2]), (7, &[2])]), 2, 20, once), vec![5, 7]);
+        assert_eq!(level(&ev(&[(5, &[1, 2]), (7, &[2])]), 2, 20, once), 2);
     }
 }

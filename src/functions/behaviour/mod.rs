@@ -11,7 +11,7 @@ pub mod sequence;
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, BooleanBuilder, UInt64Builder, UInt8Builder};
+use arrow::array::{ArrayRef, BooleanArray, BooleanBuilder, Int64Builder, ListBuilder, UInt64Builder, UInt8Builder};
 use arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs};
@@ -32,6 +32,7 @@ pub const MAX_CONDITIONS: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     WindowFunnel,
+    WindowFunnelPath,
     SequenceMatch,
     SequenceCount,
 }
@@ -40,6 +41,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::WindowFunnel => "window_funnel",
+            Kind::WindowFunnelPath => "window_funnel_path",
             Kind::SequenceMatch => "sequence_match",
             Kind::SequenceCount => "sequence_count",
         }
@@ -66,15 +68,15 @@ fn units_per_second(t: &DataType) -> i64 {
 fn check_types(kind: Kind, types: &[DataType]) -> Result<usize> {
     let name = kind.name();
     let usage = match kind {
-        Kind::WindowFunnel => "window_funnel(window, [mode,] timestamp, cond1, ..., condN)",
+        Kind::WindowFunnel | Kind::WindowFunnelPath => "(window, [mode,] timestamp, cond1, ..., condN)",
         _ => "(pattern, timestamp, cond1, ..., condN)",
     };
     let ts = match kind {
-        Kind::WindowFunnel => {
+        Kind::WindowFunnel | Kind::WindowFunnelPath => {
             match types.first() {
                 Some(t) if t.is_integer() || matches!(t, DataType::Interval(_)) => {}
                 Some(t) => return plan_err!("{name}: the window must be an INTERVAL or a whole number of seconds, got {t}"),
-                None => return plan_err!("{name} needs arguments: {usage}"),
+                None => return plan_err!("{name} needs arguments: {name}{usage}"),
             }
             if types.get(1).is_some_and(stringy) { 2 } else { 1 }
         }
@@ -104,7 +106,7 @@ fn check_types(kind: Kind, types: &[DataType]) -> Result<usize> {
 /// What a call computes per group, from its constant arguments.
 #[derive(Debug, Clone)]
 enum Eval {
-    Funnel { steps: usize, window: i64, modes: Modes },
+    Funnel { steps: usize, window: i64, modes: Modes, path: bool },
     Match(Pattern),
     Count(Pattern),
 }
@@ -159,7 +161,7 @@ fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataTy
     let ts = match types {
         Some(t) => check_types(kind, t)?,
         None => match kind {
-            Kind::WindowFunnel => {
+            Kind::WindowFunnel | Kind::WindowFunnelPath => {
                 if consts.get(1).and_then(|c| c.as_ref()).and_then(scalar_text).is_some() { 2 } else { 1 }
             }
             _ => 1,
@@ -171,7 +173,7 @@ fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataTy
     let conditions = n - ts - 1;
     let ts_type = types.map(|t| &t[ts]);
     let eval = match kind {
-        Kind::WindowFunnel => {
+        Kind::WindowFunnel | Kind::WindowFunnelPath => {
             let window = consts[0].as_ref().ok_or_else(|| plan_datafusion_err!("{name}: the window must be a constant"))?;
             let window = window_units(window, ts_type)?;
             let modes = if ts == 2 {
@@ -180,7 +182,7 @@ fn parse_spec(kind: Kind, consts: &[Option<ScalarValue>], types: Option<&[DataTy
             } else {
                 Modes::default()
             };
-            Eval::Funnel { steps: conditions, window, modes }
+            Eval::Funnel { steps: conditions, window, modes, path: kind == Kind::WindowFunnelPath }
         }
         Kind::SequenceMatch | Kind::SequenceCount => {
             let p = consts[0].as_ref().and_then(scalar_text).ok_or_else(|| plan_datafusion_err!("{name}: the pattern must be a constant string"))?;
@@ -234,6 +236,7 @@ impl AggregateUDFImpl for EventAggregate {
         check_types(self.kind, arg_types)?;
         Ok(match self.kind {
             Kind::WindowFunnel => DataType::UInt8,
+            Kind::WindowFunnelPath => DataType::new_list(DataType::Int64, true),
             Kind::SequenceMatch => DataType::Boolean,
             Kind::SequenceCount => DataType::UInt64,
         })
@@ -276,13 +279,21 @@ impl AggregateUDFImpl for EventAggregate {
 }
 
 /// Computes one group's result from its events (sorted by (timestamp, mask)).
-fn finish(eval: &Eval, events: &[Event]) -> Result<u64> {
+fn finish(eval: &Eval, events: &[Event], out: &mut Out) -> Result<()> {
     let name_err = |e: String| DataFusionError::Execution(e);
-    Ok(match eval {
-        Eval::Funnel { steps, window, modes } => funnel::level(events, *steps, *window, *modes) as u64,
+    let v = match eval {
+        Eval::Funnel { steps, window, modes, path: true } => {
+            if let Out::List(b) = out {
+                b.append_value(funnel::path(events, *steps, *window, *modes).into_iter().map(Some));
+            }
+            return Ok(());
+        }
+        Eval::Funnel { steps, window, modes, path: false } => funnel::level(events, *steps, *window, *modes) as u64,
         Eval::Match(p) => p.matches(events).map_err(name_err)? as u64,
         Eval::Count(p) => p.count(events).map_err(name_err)?,
-    })
+    };
+    out.push(Some(v));
+    Ok(())
 }
 
 /// Collects results into the output type.
@@ -290,11 +301,13 @@ enum Out {
     U8(UInt8Builder),
     Bool(BooleanBuilder),
     U64(UInt64Builder),
+    List(ListBuilder<Int64Builder>),
 }
 
 impl Out {
     fn new(eval: &Eval, n: usize) -> Out {
         match eval {
+            Eval::Funnel { path: true, .. } => Out::List(ListBuilder::with_capacity(Int64Builder::new(), n)),
             Eval::Funnel { .. } => Out::U8(UInt8Builder::with_capacity(n)),
             Eval::Match(_) => Out::Bool(BooleanBuilder::with_capacity(n)),
             Eval::Count(_) => Out::U64(UInt64Builder::with_capacity(n)),
@@ -305,6 +318,7 @@ impl Out {
             Out::U8(b) => b.append_option(v.map(|v| v as u8)),
             Out::Bool(b) => b.append_option(v.map(|v| v != 0)),
             Out::U64(b) => b.append_option(v),
+            Out::List(b) => b.append_null(),
         }
     }
     fn finish(self) -> ArrayRef {
@@ -312,6 +326,7 @@ impl Out {
             Out::U8(mut b) => Arc::new(b.finish()),
             Out::Bool(mut b) => Arc::new(b.finish()),
             Out::U64(mut b) => Arc::new(b.finish()),
+            Out::List(mut b) => Arc::new(b.finish()),
         }
     }
 }
@@ -358,7 +373,7 @@ impl GroupsAccumulator for Groups {
             }
             let slice = &mut events[offsets[g]..offsets[g + 1]];
             sort_events(slice);
-            out.push(Some(finish(&self.spec.eval, slice)?));
+            finish(&self.spec.eval, slice, &mut out)?;
         }
         Ok(out.finish())
     }
@@ -418,7 +433,11 @@ impl Accumulator for SingleGroup {
     fn evaluate(&mut self) -> Result<ScalarValue> {
         sort_events(&mut self.events);
         let mut out = Out::new(&self.spec.eval, 1);
-        out.push(if self.seen { Some(finish(&self.spec.eval, &self.events)?) } else { None });
+        if self.seen {
+            finish(&self.spec.eval, &self.events, &mut out)?;
+        } else {
+            out.push(None);
+        }
         ScalarValue::try_from_array(&out.finish(), 0)
     }
 
@@ -431,17 +450,21 @@ impl Accumulator for SingleGroup {
     }
 }
 
-/// Registers the four aggregates.
+/// Registers the behavioural aggregates.
 pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
-    for kind in [Kind::WindowFunnel, Kind::SequenceMatch, Kind::SequenceCount] {
+    for kind in [Kind::WindowFunnel, Kind::WindowFunnelPath, Kind::SequenceMatch, Kind::SequenceCount] {
         ctx.register_udaf(AggregateUDF::from(EventAggregate::new(kind)));
     }
     ctx.register_udaf(AggregateUDF::from(retention::Retention::new()));
-    let doc = |signature: &str, description: &str| FunctionDoc { kind: "aggregate", signature: signature.into(), description: description.into() };
+    let doc = |signature: &str, description: &str| FunctionDoc { kind: "aggregate", signature: signature.into(), description: description.into(), order: None };
     vec![
         doc(
             "window_funnel(window, [mode,] ts, cond1, ..., condN)",
             "highest funnel step reached within the window (ClickHouse windowFunnel); modes: strict_deduplication, strict_order, strict_increase, allow_reentry, strict_once",
+        ),
+        doc(
+            "window_funnel_path(window, [mode,] ts, cond1, ..., condN)",
+            "the timestamps (in ts's units) of the steps of the chain window_funnel counts, one per level reached",
         ),
         doc("retention(cond1, ..., condN)", "[c1, c1 and c2, ..., c1 and cN] as 0/1 over the group (ClickHouse retention)"),
         doc("sequence_match(pattern, ts, cond1, ...)", "whether the events match a pattern such as '(?1).*(?2)(?t<=3600)(?3)' (ClickHouse sequenceMatch)"),

@@ -1,0 +1,72 @@
+-- declining_accounts(csms BIGINT = 1, per_csm BIGINT = 10, days BIGINT, as_of DATE): the csms x per_csm paying accounts whose activity (active users, visits, minutes) fell fastest over `days` against the period before, ranked, with each metric's change, the CSM, ARR, renewal date, and whether the drop is broad (most users stopped), concentrated (key users stopped) or in intensity (the same users do less)
+-- params: cur_start DATE, cur_end DATE, prev_start DATE, csms BIGINT, per_csm BIGINT
+-- order: rank
+WITH ev AS (
+    SELECT e.org_id, e.user_id, e.session_id, e.duration_ms, e.event_date >= $1 AS cur, coalesce(u.is_key_user, false) AS is_key
+    FROM events e
+    LEFT JOIN users u ON u.user_id = e.user_id
+    WHERE e.event_date >= $3 AND e.event_date <= $2
+),
+per_user AS (
+    SELECT org_id, user_id, is_key, max(CASE WHEN cur THEN 1 ELSE 0 END) AS in_cur, max(CASE WHEN cur THEN 0 ELSE 1 END) AS in_prev
+    FROM ev
+    GROUP BY org_id, user_id, is_key
+),
+people AS (
+    SELECT
+        org_id,
+        sum(in_cur) AS users,
+        sum(in_prev) AS users_prev,
+        sum(CASE WHEN is_key THEN in_prev ELSE 0 END) AS key_users_prev,
+        sum(CASE WHEN is_key AND in_prev = 1 AND in_cur = 0 THEN 1 ELSE 0 END) AS key_users_lost,
+        sum(CASE WHEN NOT is_key THEN in_prev ELSE 0 END) AS other_users_prev,
+        sum(CASE WHEN NOT is_key AND in_prev = 1 AND in_cur = 0 THEN 1 ELSE 0 END) AS other_users_lost
+    FROM per_user
+    GROUP BY org_id
+),
+activity AS (
+    SELECT
+        org_id,
+        count(DISTINCT CASE WHEN cur THEN session_id END) AS visits,
+        count(DISTINCT CASE WHEN NOT cur THEN session_id END) AS visits_prev,
+        coalesce(sum(CASE WHEN cur THEN duration_ms END), 0) / 60000.0 AS minutes,
+        coalesce(sum(CASE WHEN NOT cur THEN duration_ms END), 0) / 60000.0 AS minutes_prev
+    FROM ev
+    GROUP BY org_id
+),
+changes AS (
+    SELECT
+        a.org_id, a.name, a.plan, a.csm, a.arr, a.renewal_date,
+        CAST(p.users AS BIGINT) AS active_users, CAST(p.users_prev AS BIGINT) AS active_users_prev,
+        change_pct(p.users, p.users_prev) AS active_users_change_pct,
+        x.visits, x.visits_prev, change_pct(x.visits, x.visits_prev) AS visits_change_pct,
+        x.minutes, x.minutes_prev, change_pct(x.minutes, x.minutes_prev) AS minutes_change_pct,
+        CAST(p.key_users_lost AS BIGINT) AS key_users_lost, CAST(p.key_users_prev AS BIGINT) AS key_users_prev,
+        CAST(p.other_users_lost AS BIGINT) AS other_users_lost, CAST(p.other_users_prev AS BIGINT) AS other_users_prev
+    FROM accounts a
+    JOIN people p ON p.org_id = a.org_id
+    JOIN activity x ON x.org_id = a.org_id
+    WHERE a.is_paid AND p.users_prev >= ${declining.min_prev_users}
+),
+ranked AS (
+    SELECT
+        *,
+        (coalesce(active_users_change_pct, 0) + coalesce(visits_change_pct, 0) + coalesce(minutes_change_pct, 0)) / 3.0 AS decline_pct
+    FROM changes
+)
+SELECT
+    CAST(row_number() OVER (ORDER BY decline_pct, org_id) AS BIGINT) AS rank,
+    org_id, name, csm, plan, arr, renewal_date,
+    CAST(renewal_date AS INT) - CAST($2 AS INT) AS days_to_renewal,
+    decline_pct,
+    CASE WHEN other_users_prev > 0 AND CAST(other_users_lost AS DOUBLE) / other_users_prev >= ${declining.lost_share} THEN 'broad'
+         WHEN other_users_prev = 0 AND key_users_prev > 0 AND CAST(key_users_lost AS DOUBLE) / key_users_prev >= ${declining.lost_share} THEN 'broad'
+         WHEN key_users_prev > 0 AND CAST(key_users_lost AS DOUBLE) / key_users_prev >= ${declining.lost_share} THEN 'concentrated'
+         ELSE 'intensity' END AS pattern,
+    active_users, active_users_prev, active_users_change_pct,
+    visits, visits_prev, visits_change_pct,
+    minutes, minutes_prev, minutes_change_pct,
+    key_users_lost, key_users_prev, other_users_lost, other_users_prev
+FROM ranked
+WHERE decline_pct < 0
+QUALIFY row_number() OVER (ORDER BY decline_pct, org_id) <= $4 * $5

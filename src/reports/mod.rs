@@ -1,0 +1,585 @@
+//! The customer-success reports: table functions whose bodies are the SQL
+//! templates of `sql/reports/`. A template either has `$n` placeholders (planned
+//! once per session as a prepared statement, bound per call) or `{{name}}`
+//! slots (rendered from the checked arguments per call, for reports whose
+//! shape depends on them, such as a funnel's list of steps). Either way a call
+//! returns a DataFusion plan, so filters push down into the Parquet scan and the
+//! same plan runs in the CLI, the server and a Ballista cluster.
+
+mod slots;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use chrono::{Duration, NaiveDate};
+use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
+use datafusion::common::{plan_datafusion_err, plan_err, ScalarValue};
+use datafusion::datasource::{TableType, ViewTable};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+
+use crate::config::{sql_str, Config};
+use crate::functions::{scalar_text, FunctionDoc};
+
+/// What the lake holds, for defaults ("as of the latest day") and range checks.
+#[derive(Debug, Clone, Default)]
+pub struct LakeFacts {
+    pub first_day: Option<NaiveDate>,
+    pub last_day: Option<NaiveDate>,
+    /// The accounts table's org_ids (None when the lake has no accounts table).
+    pub org_ids: Option<Arc<HashSet<String>>>,
+    /// The event names in the lake, looked up the first time a report needs them.
+    pub event_names: Arc<OnceLock<Arc<HashSet<String>>>>,
+}
+
+/// One argument of a report: name, type, and the default when it is left out.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub ty: ArgType,
+    /// The default as written after `=` in the header, if any.
+    pub default: Option<String>,
+}
+
+/// The argument types a template may declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    Date,
+    Int,
+    Text,
+    /// An event name that must occur in the lake.
+    Event,
+    /// A list of event names (an array or a comma-separated string).
+    Events,
+    /// A time span: an INTERVAL, text such as '7 days', or whole seconds.
+    Interval,
+}
+
+impl ArgType {
+    fn parse(file: &str, ty: &str) -> Result<ArgType> {
+        Ok(match ty {
+            "DATE" => ArgType::Date,
+            "BIGINT" => ArgType::Int,
+            "VARCHAR" => ArgType::Text,
+            "EVENT" => ArgType::Event,
+            "EVENTS" => ArgType::Events,
+            "INTERVAL" => ArgType::Interval,
+            other => return plan_err!("sql/reports/{file}: unsupported argument type {other}"),
+        })
+    }
+
+    /// The SQL type of a `$n` placeholder of this type.
+    fn sql(self) -> &'static str {
+        match self {
+            ArgType::Date => "DATE",
+            ArgType::Int | ArgType::Interval => "BIGINT",
+            _ => "VARCHAR",
+        }
+    }
+}
+
+/// A parsed `sql/reports/NAME.sql` file.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub name: String,
+    /// The arguments a caller passes.
+    pub args: Vec<Param>,
+    /// The `$1..$n` placeholders of a prepared template (empty for a rendered one).
+    pub params: Vec<Param>,
+    pub description: String,
+    /// How the CLI and the report service order rows (`-- order: ...`): SQL
+    /// drops an ORDER BY inside a table function, so the caller sorts.
+    pub order: Option<String>,
+    pub sql: String,
+}
+
+impl Template {
+    /// Reads the header lines: `-- name(arg TYPE [= default], ...): description`,
+    /// for a prepared template `-- params: name TYPE, ...`, and `-- order: ...`.
+    pub fn parse(file: &str, text: &str) -> Result<Template> {
+        let bad = |what: &str| plan_datafusion_err!("sql/reports/{file}: {what}");
+        let mut lines = text.lines();
+        let head = lines.next().and_then(|l| l.strip_prefix("-- ")).ok_or_else(|| bad("first line must be `-- name(args): description`"))?;
+        let (sig, description) = head.split_once("): ").ok_or_else(|| bad("first line lacks `): `"))?;
+        let (name, args) = sig.split_once('(').ok_or_else(|| bad("first line lacks `(`"))?;
+        let params = text.lines().find_map(|l| l.strip_prefix("-- params:"));
+        let order = text.lines().find_map(|l| l.strip_prefix("-- order:")).map(|o| o.trim().to_string());
+        let pairs = |s: &str| -> Result<Vec<Param>> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (decl, default) = match p.split_once('=') {
+                        Some((d, v)) => (d.trim(), Some(v.trim().trim_matches('\'').to_string())),
+                        None => (p, None),
+                    };
+                    let (n, t) = decl.split_once(' ').ok_or_else(|| bad(&format!("cannot read '{p}' as `name TYPE`")))?;
+                    Ok(Param { name: n.trim().to_string(), ty: ArgType::parse(file, t.trim())?, default })
+                })
+                .collect()
+        };
+        Ok(Template {
+            name: name.trim().to_string(),
+            args: pairs(args)?,
+            params: params.map(pairs).transpose()?.unwrap_or_default(),
+            description: description.trim().to_string(),
+            order,
+            sql: text.to_string(),
+        })
+    }
+
+    pub fn signature(&self) -> String {
+        let args: Vec<_> = self.args.iter().map(|p| p.name.as_str()).collect();
+        format!("{}({})", self.name, args.join(", "))
+    }
+
+    /// The SQL without the header comments.
+    fn body(&self) -> String {
+        self.sql.lines().filter(|l| !l.starts_with("-- ")).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Folds a constant argument expression (a literal, a cast of one, a negation) to a value.
+pub fn const_value(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(v, _) => Some(v.clone()),
+        Expr::Cast(c) => const_value(&c.expr)?.cast_to(c.field.data_type()).ok(),
+        Expr::TryCast(c) => const_value(&c.expr)?.cast_to(c.field.data_type()).ok(),
+        Expr::Negative(e) => const_value(e)?.arithmetic_negate().ok(),
+        Expr::Alias(a) => const_value(&a.expr),
+        Expr::ScalarFunction(f) if f.name() == "make_array" => {
+            let items: Option<Vec<ScalarValue>> = f.args.iter().map(const_value).collect();
+            Some(ScalarValue::List(ScalarValue::new_list_nullable(&items?, &DataType::Utf8)))
+        }
+        _ => None,
+    }
+}
+
+/// The value a caller gave (or the default) for one argument.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Date(NaiveDate),
+    Int(i64),
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Arg {
+    /// The value as SQL text, for a rendered template.
+    fn sql(&self) -> String {
+        match self {
+            Arg::Date(d) => format!("DATE '{d}'"),
+            Arg::Int(v) => v.to_string(),
+            Arg::Text(s) => sql_str(s),
+            Arg::List(items) => items.iter().map(|s| sql_str(s)).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
+/// A call's checked arguments by name.
+#[derive(Debug, Clone, Default)]
+pub struct Args(HashMap<String, Arg>);
+
+impl Args {
+    pub fn date(&self, name: &str) -> Result<NaiveDate> {
+        match self.0.get(name) {
+            Some(Arg::Date(d)) => Ok(*d),
+            _ => plan_err!("internal: no date argument {name}"),
+        }
+    }
+    pub fn int(&self, name: &str) -> Result<i64> {
+        match self.0.get(name) {
+            Some(Arg::Int(v)) => Ok(*v),
+            _ => plan_err!("internal: no whole-number argument {name}"),
+        }
+    }
+    pub fn text(&self, name: &str) -> Result<&str> {
+        match self.0.get(name) {
+            Some(Arg::Text(s)) => Ok(s),
+            _ => plan_err!("internal: no text argument {name}"),
+        }
+    }
+    pub fn list(&self, name: &str) -> Result<&[String]> {
+        match self.0.get(name) {
+            Some(Arg::List(v)) => Ok(v),
+            _ => plan_err!("internal: no list argument {name}"),
+        }
+    }
+}
+
+/// How a template becomes a plan.
+enum Body {
+    /// Planned once; a call binds the placeholders.
+    Prepared(LogicalPlan),
+    /// Rendered per call, then planned in the caller's session.
+    Rendered(String),
+}
+
+/// A table function backed by a template.
+struct ReportFunction {
+    template: Template,
+    body: Body,
+    facts: LakeFacts,
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for ReportFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportFunction").field("name", &self.template.name).finish()
+    }
+}
+
+/// Seconds in a text interval such as '7 days', '2 weeks', '36 hours' or '3600' (seconds).
+fn interval_seconds(text: &str) -> Option<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    if let Ok(s) = t.parse::<i64>() {
+        return Some(s);
+    }
+    let (n, unit) = t.split_once(' ')?;
+    let n: i64 = n.trim().parse().ok()?;
+    let per = match unit.trim().trim_end_matches('s') {
+        "second" | "sec" => 1,
+        "minute" | "min" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        "week" => 7 * 86_400,
+        _ => return None,
+    };
+    Some(n * per)
+}
+
+impl ReportFunction {
+    fn arg(&self, p: &Param, value: Option<ScalarValue>) -> Result<Arg> {
+        let f = &self.template.name;
+        let name = &p.name;
+        let value = match value.filter(|v| !v.is_null()) {
+            Some(v) => v,
+            None => match &p.default {
+                Some(d) if p.ty == ArgType::Int => ScalarValue::Int64(d.parse().ok()),
+                Some(d) => ScalarValue::Utf8(Some(d.clone())),
+                None => return self.default_arg(name),
+            },
+        };
+        match p.ty {
+            ArgType::Date => {
+                if let ScalarValue::Date32(Some(d)) = value {
+                    return Ok(Arg::Date(NaiveDate::default() + Duration::days(d as i64)));
+                }
+                let text = scalar_text(&value).map_or_else(|| value.to_string(), str::to_string);
+                match text.trim() {
+                    "first" => return self.default_arg("first"),
+                    "last" => return self.default_arg("as_of"),
+                    _ => {}
+                }
+                NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                    .map(Arg::Date)
+                    .map_err(|_| plan_datafusion_err!("{f}: {name} must be a date such as '2024-05-31', got {value}"))
+            }
+            ArgType::Int => match value.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(v))) if !matches!(value, ScalarValue::Utf8(_) | ScalarValue::Utf8View(_) | ScalarValue::Float64(_) | ScalarValue::Float32(_)) => Ok(Arg::Int(v)),
+                _ => plan_err!("{f}: {name} must be a whole number, got {value}"),
+            },
+            ArgType::Interval => {
+                let secs = match &value {
+                    ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => Some(v.days as i64 * 86_400 + v.nanoseconds / 1_000_000_000),
+                    ScalarValue::IntervalDayTime(Some(v)) => Some(v.days as i64 * 86_400 + v.milliseconds as i64 / 1000),
+                    v if scalar_text(v).is_some() => scalar_text(v).and_then(interval_seconds),
+                    v => v.cast_to(&DataType::Int64).ok().and_then(|v| if let ScalarValue::Int64(s) = v { s } else { None }),
+                };
+                match secs {
+                    Some(s) if s >= 0 => Ok(Arg::Int(s)),
+                    Some(s) => plan_err!("{f}: {name} must not be negative, got {s} seconds"),
+                    None => plan_err!("{f}: {name} must be an interval such as '7 days' or a number of seconds (months are not a fixed length), got {value}"),
+                }
+            }
+            ArgType::Events => {
+                let items: Vec<String> = match &value {
+                    ScalarValue::List(l) => {
+                        let strings = arrow::compute::cast(l.values(), &DataType::Utf8)?;
+                        strings.as_string::<i32>().iter().map(|s| s.unwrap_or_default().trim().to_string()).collect()
+                    }
+                    v => match scalar_text(v) {
+                        Some(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+                        None => return plan_err!("{f}: {name} must be a list of event names, such as ['signup', 'login'] or 'signup,login', got {value}"),
+                    },
+                };
+                if items.is_empty() || items.iter().any(String::is_empty) {
+                    return plan_err!("{f}: {name} must be a list of event names without empty ones, got {value}");
+                }
+                if items.len() > crate::functions::behaviour::MAX_CONDITIONS {
+                    return plan_err!("{f}: {name} takes at most {} events, got {}", crate::functions::behaviour::MAX_CONDITIONS, items.len());
+                }
+                Ok(Arg::List(items))
+            }
+            ArgType::Text | ArgType::Event => match (scalar_text(&value), name.as_str()) {
+                (Some(s), "period") => match s.trim().to_ascii_lowercase().as_str() {
+                    p @ ("day" | "week" | "month") => Ok(Arg::Text(p.to_string())),
+                    _ => plan_err!("{f}: unknown period '{s}'; use day, week or month"),
+                },
+                (Some(s), _) => Ok(Arg::Text(s.trim().to_string())),
+                (None, _) => plan_err!("{f}: {name} must be a string, got {value}"),
+            },
+        }
+    }
+
+    /// Defaults by name: dates are the latest day with events (`from` four
+    /// weeks before it), `days` is 7, `period` is a week.
+    fn default_arg(&self, name: &str) -> Result<Arg> {
+        let f = &self.template.name;
+        let last = || self.facts.last_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events, so {name} has no default"));
+        match name {
+            "as_of" | "to" => Ok(Arg::Date(last()?)),
+            "from" => Ok(Arg::Date(last()? - Duration::days(27))),
+            "first" => Ok(Arg::Date(self.facts.first_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events"))?)),
+            "days" => Ok(Arg::Int(7)),
+            "period" => Ok(Arg::Text("week".into())),
+            _ => plan_err!("{f}: argument {name} is required: {}", self.template.signature()),
+        }
+    }
+
+    /// Checks the arguments a caller gave.
+    fn args(&self, exprs: &[Expr]) -> Result<Args> {
+        let t = &self.template;
+        let f = &t.name;
+        if exprs.len() > t.args.len() {
+            return plan_err!("{f} takes at most {} arguments: {}", t.args.len(), t.signature());
+        }
+        let mut args = HashMap::new();
+        for (i, p) in t.args.iter().enumerate() {
+            let value = match exprs.get(i) {
+                Some(e) => Some(const_value(e).ok_or_else(|| plan_datafusion_err!("{f}: {} must be a constant, got {e}", p.name))?),
+                None => None,
+            };
+            args.insert(p.name.clone(), self.arg(p, value)?);
+        }
+        for key in ["days", "periods", "window_days", "max_n", "csms", "per_csm"] {
+            if let Some(Arg::Int(v)) = args.get(key) {
+                let max = match key {
+                    "days" | "window_days" => 3660,
+                    "max_n" => 100,
+                    _ => 1000,
+                };
+                if *v < 1 || *v > max {
+                    return plan_err!("{f}: {key} must be between 1 and {max}, got {v}");
+                }
+            }
+        }
+        for key in ["as_of", "from", "to"] {
+            if let Some(Arg::Date(d)) = args.get(key) {
+                self.check_in_data(key, *d)?;
+            }
+        }
+        if let (Some(Arg::Text(org)), Some(known)) = (args.get("org_id"), &self.facts.org_ids) {
+            if !known.contains(org) {
+                return plan_err!("{f}: unknown org_id '{org}': no such account in the accounts table");
+            }
+        }
+        if let (Some(Arg::Date(from)), Some(Arg::Date(to))) = (args.get("from"), args.get("to")) {
+            if from > to {
+                return plan_err!("{f}: from ({from}) is after to ({to})");
+            }
+        }
+        Ok(Args(args))
+    }
+
+    /// The placeholder values of a prepared template.
+    fn bind(&self, args: &Args) -> Result<Vec<ScalarValue>> {
+        let date = |d: NaiveDate| ScalarValue::Date32(Some((d - NaiveDate::default()).num_days() as i32));
+        self.template
+            .params
+            .iter()
+            .map(|p| -> Result<ScalarValue> {
+                Ok(match p.name.as_str() {
+                    "cur_end" => date(args.date("as_of")?),
+                    "cur_start" => date(args.date("as_of")? - Duration::days(args.int("days")? - 1)),
+                    "prev_start" => date(args.date("as_of")? - Duration::days(2 * args.int("days")? - 1)),
+                    "prev_end" => date(args.date("as_of")? - Duration::days(args.int("days")?)),
+                    "prev2_start" => date(args.date("as_of")? - Duration::days(3 * args.int("days")? - 1)),
+                    other => match args.0.get(other) {
+                        Some(Arg::Date(d)) => date(*d),
+                        Some(Arg::Int(v)) => ScalarValue::Int64(Some(*v)),
+                        // SQL's VARCHAR is Utf8View in DataFusion's planner.
+                        Some(Arg::Text(s)) => ScalarValue::Utf8View(Some(s.clone())),
+                        Some(Arg::List(v)) => ScalarValue::Utf8View(Some(v.join(","))),
+                        None => return plan_err!("{}: internal: no value for parameter {other}", self.template.name),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Fills the `{{name}}` slots of a rendered template.
+    fn render(&self, body: &str, args: &Args) -> Result<String> {
+        let f = &self.template.name;
+        let mut values: HashMap<String, String> = args.0.iter().map(|(k, v)| (k.clone(), v.sql())).collect();
+        values.insert("first_day".into(), self.default_arg("first")?.sql());
+        values.insert("last_day".into(), self.default_arg("as_of")?.sql());
+        values.extend(slots::slots(f, args, &self.config, &self.facts)?);
+        let mut out = String::with_capacity(body.len() + 256);
+        let mut rest = body;
+        while let Some(i) = rest.find("{{") {
+            out.push_str(&rest[..i]);
+            let j = rest[i..].find("}}").ok_or_else(|| plan_datafusion_err!("sql/reports/{f}.sql: unclosed {{{{"))?;
+            let key = rest[i + 2..i + j].trim();
+            let v = values.get(key).ok_or_else(|| plan_datafusion_err!("sql/reports/{f}.sql: unknown slot {{{{{key}}}}}"))?;
+            out.push_str(v);
+            rest = &rest[i + j + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn check_in_data(&self, name: &str, d: NaiveDate) -> Result<()> {
+        let f = &self.template.name;
+        match (self.facts.first_day, self.facts.last_day) {
+            (Some(first), Some(last)) if d < first || d > last => {
+                plan_err!("{f}: {name} {d} is outside the data, which has events from {first} to {last}")
+            }
+            (None, _) | (_, None) => plan_err!("{f}: the lake has no events"),
+            _ => Ok(()),
+        }
+    }
+
+    /// The event names among the arguments, which must occur in the lake.
+    fn events_to_check(&self, args: &Args) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for p in &self.template.args {
+            match (p.ty, args.0.get(&p.name)) {
+                (ArgType::Event, Some(Arg::Text(e))) => out.push((p.name.clone(), e.clone())),
+                (ArgType::Events, Some(Arg::List(v))) => out.extend(v.iter().map(|e| (p.name.clone(), e.clone()))),
+                _ => {}
+            }
+        }
+        // A target such as 'event:invite_user' names an event too.
+        if let Some(Arg::Text(t)) = args.0.get("target") {
+            if let Some(e) = t.strip_prefix("event:") {
+                let name = e.rsplit_once(':').filter(|(_, d)| d.trim().parse::<i64>().is_ok()).map_or(e, |(n, _)| n);
+                out.push(("target".into(), name.trim().to_string()));
+            }
+        }
+        out
+    }
+}
+
+impl TableFunctionImpl for ReportFunction {
+    fn call_with_args(&self, call: datafusion::catalog::TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let args = self.args(call.exprs())?;
+        let plan = match &self.body {
+            Body::Prepared(plan) => plan.clone().with_param_values(self.bind(&args)?)?,
+            Body::Rendered(body) => {
+                let sql = self.render(body, &args)?;
+                let state = call
+                    .session()
+                    .as_any()
+                    .downcast_ref::<SessionState>()
+                    .ok_or_else(|| DataFusionError::Internal("report functions need a SessionState".into()))?;
+                // Planning resolves tables from the in-memory catalog and does no I/O,
+                // so it completes without yielding to the runtime.
+                futures::executor::block_on(state.create_logical_plan(&sql))
+                    .map_err(|e| DataFusionError::Context(format!("{} (rendered sql/reports/{}.sql)", self.template.name, self.template.name), Box::new(e)))?
+            }
+        };
+        let view = ViewTable::new(plan, None);
+        let events = self.events_to_check(&args);
+        if events.is_empty() {
+            return Ok(Arc::new(view));
+        }
+        Ok(Arc::new(CheckedReport { name: self.template.name.clone(), view, events, known: self.facts.event_names.clone() }))
+    }
+}
+
+/// A report whose arguments name events: the names are checked against the
+/// lake when the report is run (the lookup reads the event column once per
+/// session, so it is not paid by queries that use no such report).
+struct CheckedReport {
+    name: String,
+    view: ViewTable,
+    events: Vec<(String, String)>,
+    known: Arc<OnceLock<Arc<HashSet<String>>>>,
+}
+
+impl fmt::Debug for CheckedReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedReport").field("name", &self.name).finish()
+    }
+}
+
+async fn event_names(state: &dyn Session) -> Result<Arc<HashSet<String>>> {
+    let state = state.as_any().downcast_ref::<SessionState>().ok_or_else(|| DataFusionError::Internal("need a SessionState".into()))?;
+    let ctx = SessionContext::new_with_state(state.clone());
+    let batches = ctx.sql("SELECT DISTINCT CAST(event AS VARCHAR) FROM events").await?.collect().await?;
+    let mut names = HashSet::new();
+    for b in &batches {
+        let col = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        names.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+    }
+    Ok(Arc::new(names))
+}
+
+#[async_trait]
+impl TableProvider for CheckedReport {
+    fn schema(&self) -> SchemaRef {
+        self.view.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        self.view.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        let known = match self.known.get() {
+            Some(k) => k.clone(),
+            None => {
+                let k = event_names(state).await?;
+                let _ = self.known.set(k.clone());
+                k
+            }
+        };
+        for (arg, e) in &self.events {
+            if !known.contains(e) {
+                let mut sample: Vec<&String> = known.iter().collect();
+                sample.sort();
+                let list: Vec<&str> = sample.iter().take(12).map(|s| s.as_str()).collect();
+                return plan_err!("{}: unknown event '{e}' in {arg}; the lake's events include: {}", self.name, list.join(", "));
+            }
+        }
+        self.view.scan(state, projection, filters, limit).await
+    }
+}
+
+/// Plans every template and registers it as a table function.
+pub async fn register(ctx: &SessionContext, config: &Config, facts: LakeFacts, files: &[(&str, &str)]) -> Result<Vec<FunctionDoc>> {
+    let config = Arc::new(config.clone());
+    let mut docs = Vec::new();
+    for (file, text) in files {
+        let expanded = config.expand_sql(text).map_err(|e| plan_datafusion_err!("sql/reports/{file}: {e}"))?;
+        let template = Template::parse(file, &expanded)?;
+        let body = if template.params.is_empty() && template.sql.contains("{{") {
+            Body::Rendered(template.body())
+        } else {
+            let types: Vec<&str> = template.params.iter().map(|p| p.ty.sql()).collect();
+            let prepare = format!("PREPARE vitals_{}({}) AS {}", template.name, types.join(", "), template.body());
+            let prepared = ctx
+                .state()
+                .create_logical_plan(&prepare)
+                .await
+                .map_err(|e| DataFusionError::Context(format!("planning sql/reports/{file}"), Box::new(e)))?;
+            Body::Prepared(prepared)
+        };
+        docs.push(FunctionDoc { kind: "table", signature: template.signature(), description: template.description.clone(), order: template.order.clone() });
+        let name = template.name.clone();
+        ctx.register_udtf(&name, Arc::new(ReportFunction { template, body, facts: facts.clone(), config: config.clone() }));
+    }
+    Ok(docs)
+}
