@@ -3,7 +3,7 @@
 WITH ev AS (
     SELECT e.user_id, e.event_time, e.event, {{breakdown_expr}} AS bval
     FROM events e {{breakdown_join}}
-    WHERE e.event IN ({{steps}}) AND e.event_date >= {{from}} AND e.event_date <= {{to}}
+    WHERE {{event_filter}} AND e.event_date >= {{from}} AND e.event_date <= {{to}}
 ),
 per_user AS (
     -- A user's breakdown value is the one on their first step-1 event.

@@ -57,6 +57,10 @@ fn funnel(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Resu
     let rows: Vec<String> = steps.iter().enumerate().map(|(i, e)| format!("({}, {})", i + 1, sql_str(e))).collect();
     s.insert("step_rows".into(), rows.join(", "));
     s.insert("top_values".into(), config.funnel.top_values.max(1).to_string());
+    // strict_order looks at every event between steps, so it must see them all.
+    let strict = args.text("mode")?.split(',').any(|m| m.trim() == "strict_order");
+    let listed: Vec<String> = steps.iter().map(|e| sql_str(e)).collect();
+    s.insert("event_filter".into(), if strict { "TRUE".into() } else { format!("e.event IN ({})", listed.join(", ")) });
     let breakdown = args.text("breakdown")?.trim().to_ascii_lowercase();
     let (table, column) = match breakdown.split_once('.') {
         Some((t, c)) => (Some(t.to_string()), c.to_string()),

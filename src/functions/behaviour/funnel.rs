@@ -166,8 +166,10 @@ impl Chain<'_> {
                 matched &= prev < ts;
             }
             if matched {
+                // A step repeated within one chain keeps its first time in the path.
+                let fresh = self.reached[k].is_none_or(|(f, _)| f != first);
                 self.reached[k] = Some((first, ts));
-                if let Some(p) = self.paths.as_deref_mut() {
+                if let (true, Some(p)) = (fresh, self.paths.as_deref_mut()) {
                     p[k] = p[k - 1];
                     p[k][k] = ts;
                 }
@@ -195,9 +197,9 @@ fn level_once(events: &[Event], steps: usize, window: i64, modes: Modes, paths: 
     let mut levels: Vec<Vec<Path>> = vec![Vec::new(); steps];
     let l = once_levels(events, steps, window, modes, &mut levels);
     if let Some(p) = paths {
-        // The latest chain of each level, as Chain keeps it.
+        // The first chain to reach each level.
         for (k, chains) in levels.iter().enumerate() {
-            if let Some(last) = chains.last() {
+            if let Some(last) = chains.first() {
                 for i in 0..=k {
                     p[k][i] = events[last.rows[i] as usize].0;
                 }
@@ -312,6 +314,8 @@ mod tests {
         // The restart at 15 makes the chain 15 -> 30 -> 34.
         assert_eq!(path(&ev(&[(0, &[1]), (10, &[2]), (15, &[1]), (30, &[2]), (34, &[3])]), 3, 20, m), vec![15, 30, 34]);
         assert_eq!(path(&ev(&[(0, &[1]), (10, &[2]), (31, &[3])]), 3, 20, m), vec![0, 10]);
+        // A repeated step 2 in the same chain keeps the first time.
+        assert_eq!(path(&ev(&[(0, &[1]), (4, &[2]), (9, &[2]), (12, &[3])]), 3, 20, m), vec![0, 4, 12]);
         assert_eq!(path(&ev(&[(3, &[2])]), 3, 20, m), Vec::<i64>::new());
         let once = Modes { strict_once: true, ..Modes::default() };
         assert_eq!(path(&ev(&[(5, &[1, 2]), (7, &[2])]), 2, 20, once), vec![5, 7]);
