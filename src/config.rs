@@ -167,7 +167,7 @@ impl Default for TemperatureConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecliningConfig {
-    /// Accounts with fewer active users than this in the previous period are not ranked. Default 3.
+    /// Accounts with fewer active users than this in the previous period are too small to rank. Default 5.
     pub min_prev_users: u32,
     /// A drop is "broad" when at least this share of the previously active non-key users stopped, "concentrated" when at least this share of key users stopped and the others did not. Default 0.5.
     pub lost_share: f64,
@@ -175,7 +175,7 @@ pub struct DecliningConfig {
 
 impl Default for DecliningConfig {
     fn default() -> Self {
-        Self { min_prev_users: 3, lost_share: 0.5 }
+        Self { min_prev_users: 5, lost_share: 0.5 }
     }
 }
 

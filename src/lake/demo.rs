@@ -49,6 +49,8 @@ pub struct Planted {
     pub magic_window_days: u32,
     /// Paying accounts whose usage falls sharply in the last `decline_days` days.
     pub declining: Vec<String>,
+    /// The declining accounts whose key users stopped while the others only slowed down.
+    pub concentrated: Vec<String>,
     pub decline_days: u32,
     /// Declining accounts whose CSM intervened, and recovered in part.
     pub intervened: Vec<String>,
@@ -196,7 +198,7 @@ struct Account {
 
 #[derive(Debug, Clone, Copy)]
 struct Decline {
-    /// Broad: most users fade. Concentrated: key users stop entirely.
+    /// Broad: nine users in ten stop. Concentrated: key users stop, the others slow down.
     broad: bool,
     intervention_us: Option<i64>,
 }
@@ -331,7 +333,9 @@ impl World {
         declining.sort();
         let intervened =
             self.accounts.iter().filter(|a| a.decline.is_some_and(|d| d.intervention_us.is_some())).map(|a| a.id.clone()).collect();
-        Planted { magic_event: MAGIC_EVENT, magic_count: 3, magic_window_days: 7, declining, decline_days: DECLINE_DAYS, intervened }
+        let mut concentrated: Vec<String> = self.accounts.iter().filter(|a| a.decline.is_some_and(|d| !d.broad)).map(|a| a.id.clone()).collect();
+        concentrated.sort();
+        Planted { magic_event: MAGIC_EVENT, magic_count: 3, magic_window_days: 7, declining, concentrated, decline_days: DECLINE_DAYS, intervened }
     }
 
     fn users(&self, a: &Account) -> Vec<User> {
@@ -455,7 +459,7 @@ impl World {
                     p *= match (d.broad, u.key) {
                         (true, _) => if stopper { 0.0 } else { 0.35 },
                         (false, true) => 0.0,
-                        (false, false) => 0.5,
+                        (false, false) => 0.3,
                     };
                 }
                 if recovered {
