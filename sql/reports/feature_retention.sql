@@ -1,30 +1,27 @@
 -- feature_retention(period VARCHAR = week, to DATE = last): for each event and each module: how many new users used it in their first period, and the share of them active in the next period against the share of the new users who did not use it
 -- order: difference_pct_points DESC NULLS LAST, kind, feature
-WITH act AS (
-    SELECT user_id, {{idx}} AS p, event, module
-    FROM events
-    WHERE event_date <= {{to}}
-),
-up AS (
-    SELECT DISTINCT user_id, p FROM act
-),
-firsts AS (
+-- stage up
+-- The periods each user was active in.
+SELECT DISTINCT user_id, {{idx}} AS p FROM events WHERE event_date <= {{to}};
+-- stage newcomers
+-- New: first seen after the data's first period; the next period must be observed.
+WITH firsts AS (
     SELECT user_id, min(p) AS p0 FROM up GROUP BY user_id
-),
-newcomers AS (
-    -- New: first seen after the data's first period; the next period must be observed.
-    SELECT f.user_id, f.p0, CASE WHEN nxt.user_id IS NULL THEN 0 ELSE 1 END AS retained
-    FROM firsts f
-    LEFT JOIN up nxt ON nxt.user_id = f.user_id AND nxt.p = f.p0 + 1
-    WHERE f.p0 > {{first_idx}} AND f.p0 < {{last_idx}}
-),
-used AS (
-    SELECT DISTINCT a.user_id, 'event' AS kind, CAST(a.event AS VARCHAR) AS feature
-    FROM act a JOIN newcomers n ON n.user_id = a.user_id AND a.p = n.p0
+)
+SELECT f.user_id, f.p0, CASE WHEN nxt.user_id IS NULL THEN 0 ELSE 1 END AS retained
+FROM firsts f
+LEFT JOIN up nxt ON nxt.user_id = f.user_id AND nxt.p = f.p0 + 1
+WHERE f.p0 > {{first_idx}} AND f.p0 < {{last_idx}};
+-- stage first_use
+-- What each newcomer did in their first period (the newcomers are the side the join holds).
+SELECT DISTINCT n.user_id, CAST(e.event AS VARCHAR) AS event, CAST(e.module AS VARCHAR) AS module
+FROM newcomers n
+JOIN events e ON e.user_id = n.user_id AND {{idx}} = n.p0
+WHERE e.event_date <= {{to}};
+WITH used AS (
+    SELECT DISTINCT user_id, 'event' AS kind, event AS feature FROM first_use
     UNION
-    SELECT DISTINCT a.user_id, 'module' AS kind, CAST(a.module AS VARCHAR) AS feature
-    FROM act a JOIN newcomers n ON n.user_id = a.user_id AND a.p = n.p0
-    WHERE a.module IS NOT NULL
+    SELECT DISTINCT user_id, 'module' AS kind, module AS feature FROM first_use WHERE module IS NOT NULL
 ),
 totals AS (
     SELECT count(*) AS users, sum(retained) AS retained FROM newcomers

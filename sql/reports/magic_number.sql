@@ -1,5 +1,7 @@
 -- magic_number(target VARCHAR = week2, window_days BIGINT = 7, max_n BIGINT = 10): which early behaviour predicts that a new user stays: for each event and n, "did it at least n times within window_days of signing up" against the target (week2: active on days 8-14; week:K; days:A-B; event:NAME[:D] within D days, default 28), with phi, positive predictive value, sensitivity, specificity, support and a label; the best n per event first, then the strongest pairs
 -- order: CASE section WHEN 'best' THEN 0 WHEN 'pair' THEN 1 ELSE 2 END, phi DESC NULLS LAST, event, n, event2, n2
+-- stage eligible
+-- New users and whether their target window has passed.
 WITH firsts AS (
     SELECT
         user_id,
@@ -19,33 +21,36 @@ eligible AS (
     SELECT user_id, t0, t0 + {{horizon_us}} <= {{end_us}} AS mature
     FROM signups
     WHERE t0 >= {{first_day_us}}
-),
-cohort AS (
+)
+SELECT user_id, t0, mature FROM eligible;
+-- stage ue
+-- One pass over the cohort's first weeks: per user and event, how often in
+-- the window (capped at max_n) and whether it falls in the target.
+SELECT
+    c.user_id,
+    CAST(e.event AS VARCHAR) AS event,
+    least(sum(CASE WHEN CAST(e.event_time AS BIGINT) - c.t0 < {{window_us}} THEN 1 ELSE 0 END), {{max_n}}) AS c,
+    max(CASE WHEN CAST(e.event_time AS BIGINT) - c.t0 >= {{target_from_us}}
+              AND CAST(e.event_time AS BIGINT) - c.t0 < {{target_to_us}} AND {{target_filter}} THEN 1 ELSE 0 END) AS yt
+FROM eligible c
+JOIN events e ON e.user_id = c.user_id
+WHERE c.mature AND e.event_date >= {{first_day}}
+  AND CAST(e.event_time AS BIGINT) >= c.t0 AND CAST(e.event_time AS BIGINT) < c.t0 + {{horizon_us}}
+GROUP BY c.user_id, e.event;
+-- The report, over the two stages.
+WITH cohort AS (
     SELECT user_id, t0 FROM eligible WHERE mature
 ),
 excluded AS (
     SELECT count(*) AS users FROM eligible WHERE NOT mature
 ),
-ev AS (
-    SELECT e.user_id, e.event, CAST(e.event_time AS BIGINT) - c.t0 AS dt
-    FROM events e
-    JOIN cohort c ON c.user_id = e.user_id
-    WHERE CAST(e.event_time AS BIGINT) >= c.t0 AND CAST(e.event_time AS BIGINT) < c.t0 + {{horizon_us}}
-),
 y AS (
-    SELECT
-        c.user_id,
-        coalesce(max(CASE WHEN ev.dt >= {{target_from_us}} AND ev.dt < {{target_to_us}} AND {{target_filter}} THEN 1 ELSE 0 END), 0) AS y
+    SELECT c.user_id, coalesce(u.y, 0) AS y
     FROM cohort c
-    LEFT JOIN ev ON ev.user_id = c.user_id
-    GROUP BY c.user_id
+    LEFT JOIN (SELECT user_id, max(yt) AS y FROM ue GROUP BY user_id) u ON u.user_id = c.user_id
 ),
 counts AS (
-    -- Per user and event: how often in the window, capped at max_n.
-    SELECT user_id, CAST(event AS VARCHAR) AS event, least(count(*), {{max_n}}) AS c
-    FROM ev
-    WHERE dt < {{window_us}}
-    GROUP BY user_id, event
+    SELECT user_id, event, c FROM ue WHERE c > 0
 ),
 totals AS (
     SELECT count(*) AS users, sum(y) AS users_y FROM y

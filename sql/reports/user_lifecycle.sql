@@ -1,11 +1,9 @@
 -- user_lifecycle(period VARCHAR): per day, week or month: active users split into new (first period with activity), returning (active the period before too) and resurrected (back after a gap), and dormant users (active the period before, not in this one)
--- params: period VARCHAR
 -- order: period_start
-WITH act AS (
-    SELECT DISTINCT user_id, date_trunc($1, event_time) AS p
-    FROM events
-),
-firsts AS (
+-- stage act
+-- The periods each user was active in, computed once for the parts below.
+SELECT DISTINCT user_id, date_trunc({{period}}, event_time) AS p FROM events;
+WITH firsts AS (
     SELECT user_id, min(p) AS first_p FROM act GROUP BY user_id
 ),
 periods AS (
@@ -19,13 +17,13 @@ flagged AS (
         prev.user_id IS NOT NULL AS was_active
     FROM act a
     JOIN firsts f ON a.user_id = f.user_id
-    LEFT JOIN act prev ON prev.user_id = a.user_id AND prev.p = date_trunc($1, a.p - INTERVAL '1 day')
+    LEFT JOIN act prev ON prev.user_id = a.user_id AND prev.p = date_trunc({{period}}, a.p - INTERVAL '1 day')
 ),
 dormant AS (
     -- Active in a period and not in the next one, counted in the next one.
-    SELECT date_trunc($1, a.p + CAST(concat('1 ', $1) AS INTERVAL)) AS p, count(*) AS dormant_users
+    SELECT date_trunc({{period}}, a.p + CAST(concat('1 ', {{period}}) AS INTERVAL)) AS p, count(*) AS dormant_users
     FROM act a
-    LEFT JOIN act nxt ON nxt.user_id = a.user_id AND nxt.p = date_trunc($1, a.p + CAST(concat('1 ', $1) AS INTERVAL))
+    LEFT JOIN act nxt ON nxt.user_id = a.user_id AND nxt.p = date_trunc({{period}}, a.p + CAST(concat('1 ', {{period}}) AS INTERVAL))
     WHERE nxt.user_id IS NULL
     GROUP BY 1
 ),

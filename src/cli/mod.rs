@@ -337,9 +337,24 @@ async fn run_report(c: ReportCmd) -> CliResult {
 /// The tour: each step a question a CS team asks, and the SQL that answers it.
 const TOUR: &[(&str, &str)] = &[
     (
-        "Paying accounts (five or more active users) whose visits fell most, last 14 days against the 14 before",
-        "SELECT org_id, name, plan, csm, login_users, login_users_prev, login_users_change_pct, visits, visits_change_pct, duration_min, duration_min_change_pct \
-         FROM account_usage(NULL, 14) WHERE is_paid AND login_users_prev >= 5 ORDER BY visits_change_pct ASC NULLS LAST, org_id LIMIT 10",
+        "Paying accounts whose activity fell fastest, last 14 days against the 14 before: who should the CSMs call?",
+        "SELECT rank, org_id, name, csm, plan, round(decline_pct, 1) AS decline_pct, pattern, active_users, active_users_prev, \
+         round(visits_change_pct, 1) AS visits_change_pct, days_to_renewal FROM declining_accounts(2, 5, 14) ORDER BY rank",
+    ),
+    (
+        "Health and temperature of the paying accounts, by quadrant",
+        "SELECT quadrant, play, count(*) AS accounts, round(avg(health), 1) AS avg_health, round(avg(temperature), 1) AS avg_temperature \
+         FROM health_scores(NULL, 14) WHERE is_paid GROUP BY quadrant, play ORDER BY accounts DESC",
+    ),
+    (
+        "Which early behaviour predicts that a new user is still active in week two (the magic number)",
+        "SELECT event, n AS at_least, round(phi, 2) AS phi, label, round(ppv_pct, 1) AS ppv_pct, round(support_pct, 1) AS support_pct \
+         FROM magic_number('week2', 7, 10) WHERE section = 'best' ORDER BY phi DESC NULLS LAST LIMIT 5",
+    ),
+    (
+        "Where new users drop out: sign-up to upgrade within 14 days",
+        "SELECT step, event, users, round(conversion_from_previous_pct, 1) AS from_previous_pct, \
+         round(median_hours_from_previous, 1) AS median_hours FROM funnel('signup,create_project,invite_user,upgrade', '14 days') ORDER BY step",
     ),
     (
         "Where time goes: module share of minutes, last 7 days",
@@ -378,6 +393,6 @@ async fn run_tour(c: TourCmd) -> CliResult {
         writeln!(out, "\n== {title}\n   {sql}\n")?;
         run_query(&engine, sql, Format::Table, 50, &mut out).await?;
     }
-    writeln!(out, "\nNext: `vitals tables` lists everything; `vitals sql` opens a prompt.")?;
+    writeln!(out, "\nNext: `vitals report` lists the reports; `vitals tables` lists everything; `vitals sql` opens a prompt.")?;
     Ok(())
 }

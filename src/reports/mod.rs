@@ -16,11 +16,13 @@ use arrow::array::AsArray;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
-use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, SchemaProvider, Session, TableFunctionImpl, TableProvider,
+};
 use datafusion::common::{plan_datafusion_err, plan_err, ScalarValue};
-use datafusion::datasource::{TableType, ViewTable};
+use datafusion::datasource::{MemTable, TableType, ViewTable};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
@@ -142,7 +144,7 @@ impl Template {
 
     /// The SQL without the header comments.
     fn body(&self) -> String {
-        self.sql.lines().filter(|l| !l.starts_with("-- ")).collect::<Vec<_>>().join("\n")
+        self.sql.lines().filter(|l| !l.starts_with("-- ") || l.starts_with("-- stage ")).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -471,8 +473,9 @@ impl ReportFunction {
 impl TableFunctionImpl for ReportFunction {
     fn call_with_args(&self, call: datafusion::catalog::TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let args = self.args(call.exprs())?;
-        let plan = match &self.body {
-            Body::Prepared(plan) => plan.clone().with_param_values(self.bind(&args)?)?,
+        let events = self.events_to_check(&args);
+        let (plan, stages) = match &self.body {
+            Body::Prepared(plan) => (plan.clone().with_param_values(self.bind(&args)?)?, Vec::new()),
             Body::Rendered(body) => {
                 let sql = self.render(body, &args)?;
                 let state = call
@@ -480,29 +483,141 @@ impl TableFunctionImpl for ReportFunction {
                     .as_any()
                     .downcast_ref::<SessionState>()
                     .ok_or_else(|| DataFusionError::Internal("report functions need a SessionState".into()))?;
-                // Planning resolves tables from the in-memory catalog and does no I/O,
-                // so it completes without yielding to the runtime.
-                futures::executor::block_on(state.create_logical_plan(&sql))
-                    .map_err(|e| DataFusionError::Context(format!("{} (rendered sql/reports/{}.sql)", self.template.name, self.template.name), Box::new(e)))?
+                self.plan_stages(state, &sql)?
             }
         };
         let view = ViewTable::new(plan, None);
-        let events = self.events_to_check(&args);
-        if events.is_empty() {
+        if events.is_empty() && stages.is_empty() {
             return Ok(Arc::new(view));
         }
-        Ok(Arc::new(CheckedReport { name: self.template.name.clone(), view, events, known: self.facts.event_names.clone() }))
+        Ok(Arc::new(CheckedReport { name: self.template.name.clone(), view, events, known: self.facts.event_names.clone(), stages }))
     }
 }
 
-/// A report whose arguments name events: the names are checked against the
-/// lake when the report is run (the lookup reads the event column once per
-/// session, so it is not paid by queries that use no such report).
+impl ReportFunction {
+    /// Plans a rendered report. Its SQL may first name intermediate results
+    /// (`-- stage NAME` before a query ending in `;`): each is computed once
+    /// when the report runs and read from memory by the later queries, so a
+    /// result several parts of the report use is not recomputed from the
+    /// events for each (SQL would inline it at every use). A stage holds
+    /// aggregates (per user or account), never the events themselves.
+    fn plan_stages(&self, state: &SessionState, sql: &str) -> Result<(LogicalPlan, Vec<Stage>)> {
+        let name = &self.template.name;
+        let ctx = SessionContext::new_with_state(stage_state(state)?);
+        let plan = |sql: &str| -> Result<LogicalPlan> {
+            // Planning resolves tables from the in-memory catalog and does no I/O,
+            // so it completes without yielding to the runtime.
+            futures::executor::block_on(ctx.state().create_logical_plan(sql))
+                .map_err(|e| DataFusionError::Context(format!("{name} (rendered sql/reports/{name}.sql)"), Box::new(e)))
+        };
+        let mut stages = Vec::new();
+        let mut rest = sql;
+        while let Some(i) = rest.find("-- stage ") {
+            let after = &rest[i + "-- stage ".len()..];
+            let (stage_name, body) = after.split_once('\n').ok_or_else(|| plan_datafusion_err!("sql/reports/{name}.sql: empty stage"))?;
+            let stage_name = stage_name.trim();
+            let end = body.find(";\n").or_else(|| body.rfind(';')).ok_or_else(|| plan_datafusion_err!("sql/reports/{name}.sql: stage {stage_name} lacks its closing `;`"))?;
+            let stage_plan = plan(&body[..end])?;
+            let table = Arc::new(Materialized { schema: Arc::new(stage_plan.schema().as_arrow().clone()), data: OnceLock::new() });
+            ctx.register_table(stage_name, table.clone())?;
+            stages.push(Stage { plan: stage_plan, table, ctx: ctx.clone() });
+            rest = &body[end + 1..];
+        }
+        Ok((plan(rest)?, stages))
+    }
+}
+
+/// A copy of the caller's session in which a report's stages can be named
+/// without touching the caller's catalog (which other queries share): its
+/// default schema resolves stage names first, then the session's own tables.
+fn stage_state(state: &SessionState) -> Result<SessionState> {
+    let options = state.config().options();
+    let (catalog_name, schema_name) = (options.catalog.default_catalog.clone(), options.catalog.default_schema.clone());
+    let inner = state
+        .catalog_list()
+        .catalog(&catalog_name)
+        .and_then(|c| c.schema(&schema_name))
+        .ok_or_else(|| DataFusionError::Internal("no default schema".into()))?;
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema(&schema_name, Arc::new(StageSchema { inner, stages: Default::default() }))?;
+    let list = MemoryCatalogProviderList::new();
+    list.register_catalog(catalog_name, Arc::new(catalog));
+    Ok(SessionStateBuilder::new_from_existing(state.clone()).with_catalog_list(Arc::new(list)).build())
+}
+
+/// The default schema of a staged report's session.
+#[derive(Debug)]
+struct StageSchema {
+    inner: Arc<dyn SchemaProvider>,
+    stages: std::sync::RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+#[async_trait]
+impl SchemaProvider for StageSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.inner.table_names();
+        names.extend(self.stages.read().map(|s| s.keys().cloned().collect::<Vec<_>>()).unwrap_or_default());
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let stage = self.stages.read().ok().and_then(|s| s.get(name).cloned());
+        match stage {
+            Some(t) => Ok(Some(t)),
+            None => self.inner.table(name).await,
+        }
+    }
+
+    fn register_table(&self, name: String, table: Arc<dyn TableProvider>) -> Result<Option<Arc<dyn TableProvider>>> {
+        let mut stages = self.stages.write().map_err(|_| DataFusionError::Internal("stage schema lock".into()))?;
+        Ok(stages.insert(name, table))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.stages.read().is_ok_and(|s| s.contains_key(name)) || self.inner.table_exist(name)
+    }
+}
+
+/// One intermediate result of a staged report.
+struct Stage {
+    plan: LogicalPlan,
+    table: Arc<Materialized>,
+    ctx: SessionContext,
+}
+
+/// A stage's result, filled when the report runs.
+#[derive(Debug)]
+struct Materialized {
+    schema: SchemaRef,
+    data: OnceLock<Arc<MemTable>>,
+}
+
+#[async_trait]
+impl TableProvider for Materialized {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        let table = self.data.get().ok_or_else(|| DataFusionError::Internal("a report stage was read before it ran".into()))?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// A report that does work before its plan runs: event names among its
+/// arguments are checked against the lake (the lookup reads the event column
+/// once per session, so it is not paid by queries that use no such report),
+/// and its stages are computed in order.
 struct CheckedReport {
     name: String,
     view: ViewTable,
     events: Vec<(String, String)>,
     known: Arc<OnceLock<Arc<HashSet<String>>>>,
+    stages: Vec<Stage>,
 }
 
 impl fmt::Debug for CheckedReport {
@@ -552,6 +667,12 @@ impl TableProvider for CheckedReport {
                 sample.sort();
                 let list: Vec<&str> = sample.iter().take(12).map(|s| s.as_str()).collect();
                 return plan_err!("{}: unknown event '{e}' in {arg}; the lake's events include: {}", self.name, list.join(", "));
+            }
+        }
+        for stage in &self.stages {
+            if stage.table.data.get().is_none() {
+                let batches = stage.ctx.execute_logical_plan(stage.plan.clone()).await?.collect().await?;
+                let _ = stage.table.data.set(Arc::new(MemTable::try_new(stage.table.schema.clone(), vec![batches])?));
             }
         }
         self.view.scan(state, projection, filters, limit).await

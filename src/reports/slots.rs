@@ -156,7 +156,7 @@ fn magic(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Resul
             },
             None => (rest.trim(), 28),
         };
-        (1, days, format!("ev.event = {}", sql_str(name)))
+        (1, days, format!("e.event = {}", sql_str(name)))
     } else {
         return plan_err!("magic_number: unknown target '{target}'; use week2, week:K (active in week K after sign-up), days:A-B (active on days A to B), or event:NAME[:D] (did NAME within D days, default 28)");
     };
