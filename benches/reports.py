@@ -43,9 +43,10 @@ def timed(cmd):
     """Runs cmd; returns (wall seconds, peak RSS in MiB of the child, stdout)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = proc.stdout.read()  # drain the pipe before waiting, or a large result blocks the child
+    err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed: {err}")
     return wall, usage.ru_maxrss / 1024, out

@@ -6,19 +6,43 @@ WITH base AS (
     FROM events
     WHERE event_date >= $3 AND event_date <= $2
 ),
-m AS (
+-- One DISTINCT per aggregation, so each becomes a plain grouping (several
+-- DISTINCTs in one would keep a hash set per account and period).
+visits AS (
+    SELECT org_id, cur, count(DISTINCT session_id) AS visits
+    FROM base
+    GROUP BY org_id, cur
+),
+logins AS (
+    SELECT org_id, cur, count(DISTINCT user_id) AS login_users
+    FROM base
+    WHERE event = ${login}
+    GROUP BY org_id, cur
+),
+sums AS (
     SELECT
         org_id,
-        count(DISTINCT CASE WHEN cur AND event = ${login} THEN user_id END) AS login_users,
-        count(DISTINCT CASE WHEN NOT cur AND event = ${login} THEN user_id END) AS login_users_prev,
-        count(DISTINCT CASE WHEN cur THEN session_id END) AS visits,
-        count(DISTINCT CASE WHEN NOT cur THEN session_id END) AS visits_prev,
-        sum(CASE WHEN cur AND event = ${page_view} THEN 1 ELSE 0 END) AS page_views,
-        sum(CASE WHEN NOT cur AND event = ${page_view} THEN 1 ELSE 0 END) AS page_views_prev,
-        coalesce(sum(CASE WHEN cur THEN duration_ms END), 0) / 60000.0 AS duration_min,
-        coalesce(sum(CASE WHEN NOT cur THEN duration_ms END), 0) / 60000.0 AS duration_min_prev
+        cur,
+        sum(CASE WHEN event = ${page_view} THEN 1 ELSE 0 END) AS page_views,
+        coalesce(sum(duration_ms), 0) / 60000.0 AS duration_min
     FROM base
-    GROUP BY org_id
+    GROUP BY org_id, cur
+),
+m AS (
+    SELECT
+        s.org_id,
+        coalesce(sum(CASE WHEN s.cur THEN l.login_users END), 0) AS login_users,
+        coalesce(sum(CASE WHEN NOT s.cur THEN l.login_users END), 0) AS login_users_prev,
+        coalesce(sum(CASE WHEN s.cur THEN v.visits END), 0) AS visits,
+        coalesce(sum(CASE WHEN NOT s.cur THEN v.visits END), 0) AS visits_prev,
+        coalesce(sum(CASE WHEN s.cur THEN s.page_views END), 0) AS page_views,
+        coalesce(sum(CASE WHEN NOT s.cur THEN s.page_views END), 0) AS page_views_prev,
+        coalesce(sum(CASE WHEN s.cur THEN s.duration_min END), 0.0) AS duration_min,
+        coalesce(sum(CASE WHEN NOT s.cur THEN s.duration_min END), 0.0) AS duration_min_prev
+    FROM sums s
+    LEFT JOIN visits v ON v.org_id = s.org_id AND v.cur = s.cur
+    LEFT JOIN logins l ON l.org_id = s.org_id AND l.cur = s.cur
+    GROUP BY s.org_id
 ),
 joined AS (
     SELECT

@@ -24,14 +24,20 @@ people AS (
     FROM per_user
     GROUP BY org_id
 ),
+visits AS (
+    -- One DISTINCT per aggregation, so it becomes a plain grouping.
+    SELECT org_id, cur, count(DISTINCT session_id) AS visits, coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
+    FROM ev
+    GROUP BY org_id, cur
+),
 activity AS (
     SELECT
         org_id,
-        count(DISTINCT CASE WHEN cur THEN session_id END) AS visits,
-        count(DISTINCT CASE WHEN NOT cur THEN session_id END) AS visits_prev,
-        coalesce(sum(CASE WHEN cur THEN duration_ms END), 0) / 60000.0 AS minutes,
-        coalesce(sum(CASE WHEN NOT cur THEN duration_ms END), 0) / 60000.0 AS minutes_prev
-    FROM ev
+        coalesce(sum(CASE WHEN cur THEN visits END), 0) AS visits,
+        coalesce(sum(CASE WHEN NOT cur THEN visits END), 0) AS visits_prev,
+        coalesce(sum(CASE WHEN cur THEN minutes END), 0.0) AS minutes,
+        coalesce(sum(CASE WHEN NOT cur THEN minutes END), 0.0) AS minutes_prev
+    FROM visits
     GROUP BY org_id
 ),
 changes AS (

@@ -3,30 +3,39 @@
 -- order: health, org_id
 WITH ev AS (
     -- w = 0: the last `days` days up to as_of; w = 1 and 2: the periods before.
-    SELECT
-        e.org_id, e.user_id, e.session_id, e.duration_ms, e.module,
-        (CAST($1 AS INT) - CAST(e.event_date AS INT)) / $2 AS w,
-        coalesce(u.is_key_user, false) AS is_key,
-        coalesce(u.is_key_user, false) OR coalesce(u.role = 'admin', false) AS is_admin
-    FROM events e
-    LEFT JOIN users u ON u.user_id = e.user_id
-    WHERE e.event_date >= $3 AND e.event_date <= $1
+    SELECT org_id, user_id, session_id, duration_ms, module, (CAST($1 AS INT) - CAST(event_date AS INT)) / $2 AS w
+    FROM events
+    WHERE event_date >= $3 AND event_date <= $1
 ),
 core AS (
     SELECT CASE WHEN ${health.all_modules} THEN greatest(count(DISTINCT module), 1) ELSE ${health.core_module_count} END AS modules
     FROM ev
 ),
-usage AS (
-    SELECT
-        org_id, w,
-        count(DISTINCT user_id) AS active_users,
-        count(DISTINCT session_id) AS visits,
-        coalesce(sum(duration_ms), 0) / 60000.0 AS minutes,
-        count(DISTINCT CASE WHEN ${health.all_modules} OR module IN (${health.core_modules}) THEN module END) AS modules_used,
-        count(DISTINCT CASE WHEN is_key THEN user_id END) AS key_active,
-        count(DISTINCT CASE WHEN is_admin THEN user_id END) AS admins_active
+-- One DISTINCT per aggregation, so each becomes a plain grouping.
+active AS (
+    SELECT a.org_id, a.w, count(*) AS active_users,
+        sum(CASE WHEN u.is_key_user THEN 1 ELSE 0 END) AS key_active,
+        sum(CASE WHEN u.is_key_user OR u.role = 'admin' THEN 1 ELSE 0 END) AS admins_active
+    FROM (SELECT DISTINCT org_id, w, user_id FROM ev) a
+    LEFT JOIN users u ON u.user_id = a.user_id
+    GROUP BY a.org_id, a.w
+),
+visits AS (
+    SELECT org_id, w, count(DISTINCT session_id) AS visits, coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
     FROM ev
     GROUP BY org_id, w
+),
+breadth AS (
+    SELECT org_id, w, count(DISTINCT module) AS modules_used
+    FROM ev
+    WHERE ${health.all_modules} OR module IN (${health.core_modules})
+    GROUP BY org_id, w
+),
+usage AS (
+    SELECT v.org_id, v.w, a.active_users, v.visits, v.minutes, coalesce(b.modules_used, 0) AS modules_used, a.key_active, a.admins_active
+    FROM visits v
+    JOIN active a ON a.org_id = v.org_id AND a.w = v.w
+    LEFT JOIN breadth b ON b.org_id = v.org_id AND b.w = v.w
 ),
 people AS (
     SELECT

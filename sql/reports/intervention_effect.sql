@@ -1,4 +1,4 @@
--- intervention_effect(days BIGINT): for each CSM intervention: visits per day in the `days` before and after it (the day itself left out), against accounts without interventions matched on plan and prior trend (or on trend alone when no account of the plan matches) (visits before against the `days` before that); effect = the account's change minus the matched accounts' average change, in percentage points
+-- intervention_effect(days BIGINT): for each CSM intervention: visits per day in the `days` before and after it (the day itself left out; the after window ends with the data), against accounts without interventions matched on plan and prior trend (or on trend alone when no account of the plan matches; prior trend = visits before against the `days` before that); effect = the account's change minus the matched accounts' average change, in percentage points
 -- params: days BIGINT
 -- order: at, org_id
 WITH daily AS (
@@ -7,32 +7,56 @@ WITH daily AS (
     GROUP BY org_id, event_date
 ),
 bounds AS (
-    SELECT max(dn) AS last_dn FROM daily
+    SELECT min(dn) AS first_dn, max(dn) AS last_dn FROM daily
+),
+days AS (
+    SELECT unnest(range(first_dn - 1, last_dn + 1)) AS dn FROM bounds
+),
+-- Visits up to and including each day, per account: a window's visits are a
+-- difference of two of these, whatever its length.
+orgs AS (
+    SELECT org_id FROM accounts UNION SELECT org_id FROM interventions
+),
+cum AS (
+    SELECT o.org_id, d.dn, sum(coalesce(v.visits, 0)) OVER (PARTITION BY o.org_id ORDER BY d.dn ROWS UNBOUNDED PRECEDING) AS upto
+    FROM orgs o
+    CROSS JOIN days d
+    LEFT JOIN daily v ON v.org_id = o.org_id AND v.dn = d.dn
 ),
 iv AS (
     SELECT i.org_id, i.csm, i.kind, i.at, CAST(CAST(i.at AS DATE) AS INT) AS dn, least($1, b.last_dn - CAST(CAST(i.at AS DATE) AS INT)) AS after_days
     FROM interventions i CROSS JOIN bounds b
 ),
 untouched AS (
-    SELECT org_id, plan FROM accounts WHERE org_id NOT IN (SELECT org_id FROM interventions)
+    SELECT a.org_id, a.plan
+    FROM accounts a
+    LEFT JOIN (SELECT DISTINCT org_id FROM interventions) t ON t.org_id = a.org_id
+    WHERE t.org_id IS NULL
 ),
--- Each intervention against itself and every untouched account, over the same days.
+-- The windows of every intervention day, for the account itself and for every
+-- account without interventions; day numbers are clamped into the data.
 cand AS (
-    SELECT iv.org_id AS treated, iv.at, iv.dn, iv.after_days, iv.org_id AS org_id, ta.plan, true AS is_treated
-    FROM iv LEFT JOIN accounts ta ON ta.org_id = iv.org_id
-    UNION ALL
-    SELECT iv.org_id, iv.at, iv.dn, iv.after_days, u.org_id, u.plan, false
-    FROM iv CROSS JOIN untouched u
+    SELECT c.*, b.first_dn, b.last_dn FROM (
+        SELECT DISTINCT iv.org_id, a.plan, true AS is_treated, iv.dn, iv.after_days
+        FROM iv LEFT JOIN accounts a ON a.org_id = iv.org_id
+        UNION ALL
+        SELECT u.org_id, u.plan, false, w.dn, w.after_days
+        FROM (SELECT DISTINCT dn, after_days FROM iv) w CROSS JOIN untouched u
+    ) c
+    CROSS JOIN bounds b
 ),
 sums AS (
     SELECT
-        c.treated, c.at, c.org_id, c.plan, c.is_treated, c.after_days,
-        coalesce(sum(CASE WHEN d.dn >= c.dn - 2 * $1 AND d.dn < c.dn - $1 THEN d.visits END), 0) AS prior,
-        coalesce(sum(CASE WHEN d.dn >= c.dn - $1 AND d.dn < c.dn THEN d.visits END), 0) AS before,
-        coalesce(sum(CASE WHEN d.dn > c.dn AND d.dn <= c.dn + c.after_days THEN d.visits END), 0) AS after
+        c.org_id, c.plan, c.is_treated, c.dn, c.after_days,
+        b.upto - a.upto AS prior,
+        d.upto - b.upto AS before,
+        e.upto - f.upto AS after
     FROM cand c
-    LEFT JOIN daily d ON d.org_id = c.org_id AND d.dn >= c.dn - 2 * $1 AND d.dn <= c.dn + c.after_days
-    GROUP BY c.treated, c.at, c.org_id, c.plan, c.is_treated, c.after_days
+    JOIN cum a ON a.org_id = c.org_id AND a.dn = greatest(c.dn - 2 * $1 - 1, c.first_dn - 1)
+    JOIN cum b ON b.org_id = c.org_id AND b.dn = greatest(c.dn - $1 - 1, c.first_dn - 1)
+    JOIN cum d ON d.org_id = c.org_id AND d.dn = greatest(c.dn - 1, c.first_dn - 1)
+    JOIN cum f ON f.org_id = c.org_id AND f.dn = least(c.dn, c.last_dn)
+    JOIN cum e ON e.org_id = c.org_id AND e.dn = least(c.dn + c.after_days, c.last_dn)
 ),
 rates AS (
     SELECT
@@ -50,24 +74,24 @@ rates AS (
     FROM sums
 ),
 treated AS (
-    SELECT * FROM rates WHERE is_treated
+    SELECT iv.org_id, iv.csm, iv.kind, iv.at, r.*
+    FROM iv JOIN rates r ON r.org_id = iv.org_id AND r.dn = iv.dn AND r.is_treated
 ),
 matches AS (
     -- Same plan and prior-trend bucket; where no account of the plan matches, the bucket alone.
     SELECT
-        t.treated, t.at,
+        t.org_id, t.at,
         count(CASE WHEN r.plan = t.plan THEN r.org_id END) AS plan_controls,
         avg(CASE WHEN r.plan = t.plan THEN r.change END) AS plan_change,
         count(r.org_id) AS trend_controls,
         avg(r.change) AS trend_change
     FROM treated t
-    LEFT JOIN rates r ON NOT r.is_treated AND r.treated = t.treated AND r.at = t.at
-        AND r.bucket = t.bucket AND r.change IS NOT NULL
-    GROUP BY t.treated, t.at
+    LEFT JOIN rates r ON NOT r.is_treated AND r.dn = t.dn AND r.bucket = t.bucket AND r.change IS NOT NULL
+    GROUP BY t.org_id, t.at
 ),
 controls AS (
     SELECT
-        treated, at,
+        org_id, at,
         CASE WHEN plan_controls > 0 THEN plan_controls ELSE trend_controls END AS controls,
         CASE WHEN plan_controls > 0 THEN plan_change ELSE trend_change END AS control_change,
         CASE WHEN plan_controls > 0 THEN 'plan and trend' WHEN trend_controls > 0 THEN 'trend' END AS matched_on
@@ -75,8 +99,8 @@ controls AS (
 )
 SELECT
     t.org_id,
-    i.csm,
-    i.kind,
+    t.csm,
+    t.kind,
     t.at,
     t.before_per_day AS visits_per_day_before,
     t.after_per_day AS visits_per_day_after,
@@ -89,5 +113,4 @@ SELECT
     c.matched_on,
     t.change - c.control_change AS effect_pct_points
 FROM treated t
-JOIN controls c ON c.treated = t.treated AND c.at = t.at
-JOIN interventions i ON i.org_id = t.org_id AND i.at = t.at
+JOIN controls c ON c.org_id = t.org_id AND c.at = t.at
