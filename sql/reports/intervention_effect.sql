@@ -1,49 +1,48 @@
 -- intervention_effect(days BIGINT): for each CSM intervention: visits per day in the `days` before and after it (the day itself left out; the after window ends with the data), against accounts without interventions matched on plan and prior trend (or on trend alone when no account of the plan matches; prior trend = visits before against the `days` before that); effect = the account's change minus the matched accounts' average change, in percentage points
--- params: days BIGINT
 -- order: at, org_id
-WITH daily AS (
-    SELECT org_id, CAST(event_date AS INT) AS dn, count(DISTINCT session_id) AS visits
-    FROM events
-    GROUP BY org_id, event_date
-),
-bounds AS (
+-- stage daily
+-- Visits per account and day.
+SELECT org_id, CAST(event_date AS INT) AS dn, count(DISTINCT session_id) AS visits
+FROM events
+GROUP BY org_id, event_date;
+-- stage cum
+-- Visits up to and including each day, per account: a window's visits are a
+-- difference of two of these, whatever its length.
+WITH bounds AS (
     SELECT min(dn) AS first_dn, max(dn) AS last_dn FROM daily
 ),
 days AS (
     SELECT unnest(range(first_dn - 1, last_dn + 1)) AS dn FROM bounds
 ),
--- Visits up to and including each day, per account: a window's visits are a
--- difference of two of these, whatever its length.
 orgs AS (
     SELECT org_id FROM accounts UNION SELECT org_id FROM interventions
-),
-cum AS (
-    SELECT o.org_id, d.dn, sum(coalesce(v.visits, 0)) OVER (PARTITION BY o.org_id ORDER BY d.dn ROWS UNBOUNDED PRECEDING) AS upto
-    FROM orgs o
-    CROSS JOIN days d
-    LEFT JOIN daily v ON v.org_id = o.org_id AND v.dn = d.dn
+)
+SELECT o.org_id, d.dn, sum(coalesce(v.visits, 0)) OVER (PARTITION BY o.org_id ORDER BY d.dn ROWS UNBOUNDED PRECEDING) AS upto
+FROM orgs o
+CROSS JOIN days d
+LEFT JOIN daily v ON v.org_id = o.org_id AND v.dn = d.dn;
+WITH bounds AS (
+    SELECT min(dn) AS first_dn, max(dn) AS last_dn FROM daily
 ),
 iv AS (
-    SELECT i.org_id, i.csm, i.kind, i.at, CAST(CAST(i.at AS DATE) AS INT) AS dn, least($1, b.last_dn - CAST(CAST(i.at AS DATE) AS INT)) AS after_days
+    SELECT i.org_id, i.csm, i.kind, i.at, CAST(CAST(i.at AS DATE) AS INT) AS dn, least({{days}}, b.last_dn - CAST(CAST(i.at AS DATE) AS INT)) AS after_days
     FROM interventions i CROSS JOIN bounds b
 ),
-untouched AS (
-    SELECT a.org_id, a.plan
-    FROM accounts a
-    LEFT JOIN (SELECT DISTINCT org_id FROM interventions) t ON t.org_id = a.org_id
-    WHERE t.org_id IS NULL
+accts AS (
+    SELECT o.org_id, a.plan, t.org_id IS NOT NULL AS is_treated
+    FROM (SELECT org_id FROM accounts UNION SELECT org_id FROM interventions) o
+    LEFT JOIN accounts a ON a.org_id = o.org_id
+    LEFT JOIN (SELECT DISTINCT org_id FROM interventions) t ON t.org_id = o.org_id
 ),
 -- The windows of every intervention day, for the account itself and for every
 -- account without interventions; day numbers are clamped into the data.
 cand AS (
-    SELECT c.*, b.first_dn, b.last_dn FROM (
-        SELECT DISTINCT iv.org_id, a.plan, true AS is_treated, iv.dn, iv.after_days
-        FROM iv LEFT JOIN accounts a ON a.org_id = iv.org_id
-        UNION ALL
-        SELECT u.org_id, u.plan, false, w.dn, w.after_days
-        FROM (SELECT DISTINCT dn, after_days FROM iv) w CROSS JOIN untouched u
-    ) c
+    SELECT x.org_id, x.plan, x.is_treated, w.dn, w.after_days, b.first_dn, b.last_dn
+    FROM (SELECT DISTINCT dn, after_days FROM iv) w
+    CROSS JOIN accts x
     CROSS JOIN bounds b
+    LEFT JOIN (SELECT DISTINCT org_id, dn FROM iv) hit ON hit.org_id = x.org_id AND hit.dn = w.dn
+    WHERE NOT x.is_treated OR hit.org_id IS NOT NULL
 ),
 sums AS (
     SELECT
@@ -52,8 +51,8 @@ sums AS (
         d.upto - b.upto AS before,
         e.upto - f.upto AS after
     FROM cand c
-    JOIN cum a ON a.org_id = c.org_id AND a.dn = greatest(c.dn - 2 * $1 - 1, c.first_dn - 1)
-    JOIN cum b ON b.org_id = c.org_id AND b.dn = greatest(c.dn - $1 - 1, c.first_dn - 1)
+    JOIN cum a ON a.org_id = c.org_id AND a.dn = greatest(c.dn - 2 * {{days}} - 1, c.first_dn - 1)
+    JOIN cum b ON b.org_id = c.org_id AND b.dn = greatest(c.dn - {{days}} - 1, c.first_dn - 1)
     JOIN cum d ON d.org_id = c.org_id AND d.dn = greatest(c.dn - 1, c.first_dn - 1)
     JOIN cum f ON f.org_id = c.org_id AND f.dn = least(c.dn, c.last_dn)
     JOIN cum e ON e.org_id = c.org_id AND e.dn = least(c.dn + c.after_days, c.last_dn)
@@ -61,10 +60,10 @@ sums AS (
 rates AS (
     SELECT
         *,
-        CAST(before AS DOUBLE) / $1 AS before_per_day,
+        CAST(before AS DOUBLE) / {{days}} AS before_per_day,
         CASE WHEN after_days > 0 THEN CAST(after AS DOUBLE) / after_days END AS after_per_day,
         change_pct(before, prior) AS prior_trend_pct,
-        CASE WHEN after_days > 0 THEN change_pct(CAST(after AS DOUBLE) / after_days, CAST(before AS DOUBLE) / $1) END AS change,
+        CASE WHEN after_days > 0 THEN change_pct(CAST(after AS DOUBLE) / after_days, CAST(before AS DOUBLE) / {{days}}) END AS change,
         -- Prior trend buckets: fell by half or more, fell by a fifth or more, about flat, grew.
         CASE WHEN prior = 0 THEN NULL
              WHEN change_pct(before, prior) <= -50 THEN 0
