@@ -240,18 +240,13 @@ impl Config {
         if !(m.weak <= m.positive && m.positive <= m.strong) {
             return Err(format!("magic_number: need weak ({}) <= positive ({}) <= strong ({})", m.weak, m.positive, m.strong));
         }
-        let all_health = std::iter::once(&h.weights).chain(h.plan.values());
-        for w in all_health {
-            let v = [w.active_seats, w.visits, w.duration, w.breadth, w.key_users];
-            if v.iter().any(|x| *x < 0.0) || v.iter().sum::<f64>() <= 0.0 {
-                return Err("health weights must be >= 0 with a positive sum".into());
-            }
+        let usable = |v: [f64; 5]| v.iter().all(|x| *x >= 0.0) && v.iter().sum::<f64>() > 0.0;
+        if !std::iter::once(&h.weights).chain(h.plan.values()).all(|w| usable([w.active_seats, w.visits, w.duration, w.breadth, w.key_users])) {
+            return Err("health weights must be >= 0 with a positive sum".into());
         }
-        for w in std::iter::once(&self.temperature.weights).chain(self.temperature.plan.values()) {
-            let v = [w.trend, w.paid, w.renewal, w.seat_growth, w.admins];
-            if v.iter().any(|x| *x < 0.0) || v.iter().sum::<f64>() <= 0.0 {
-                return Err("temperature weights must be >= 0 with a positive sum".into());
-            }
+        let t = &self.temperature;
+        if !std::iter::once(&t.weights).chain(t.plan.values()).all(|w| usable([w.trend, w.paid, w.renewal, w.seat_growth, w.admins])) {
+            return Err("temperature weights must be >= 0 with a positive sum".into());
         }
         if self.lifecycle.milestones.is_empty() {
             return Err("lifecycle.milestones must name at least one event".into());
@@ -267,12 +262,11 @@ impl Config {
             v.insert(k.to_string(), sql_str(s));
         }
         // A weight per plan: a CASE over the `plan` column when any plan has its own.
-        fn weight<W>(name: &str, default: &W, plans: &BTreeMap<String, W>, get: fn(&W) -> f64) -> String {
+        fn weight<W>(default: &W, plans: &BTreeMap<String, W>, get: fn(&W) -> f64) -> String {
             if plans.is_empty() {
                 return sql_f64(get(default));
             }
             let arms: String = plans.iter().map(|(p, w)| format!(" WHEN {} THEN {}", sql_str(p), sql_f64(get(w)))).collect();
-            let _ = name;
             format!("(CASE plan{arms} ELSE {} END)", sql_f64(get(default)))
         }
         let h = &self.health;
@@ -284,13 +278,13 @@ impl Config {
             ("key_users", |w| w.key_users),
         ];
         for (k, get) in hw {
-            v.insert(format!("health.weights.{k}"), weight(k, &h.weights, &h.plan, get));
+            v.insert(format!("health.weights.{k}"), weight(&h.weights, &h.plan, get));
         }
         let t = &self.temperature;
         let tw: [(&str, fn(&TemperatureWeights) -> f64); 5] =
             [("trend", |w| w.trend), ("paid", |w| w.paid), ("renewal", |w| w.renewal), ("seat_growth", |w| w.seat_growth), ("admins", |w| w.admins)];
         for (k, get) in tw {
-            v.insert(format!("temperature.weights.{k}"), weight(k, &t.weights, &t.plan, get));
+            v.insert(format!("temperature.weights.{k}"), weight(&t.weights, &t.plan, get));
         }
         let list = |items: &[String]| -> String {
             if items.is_empty() { "NULL".into() } else { items.iter().map(|s| sql_str(s)).collect::<Vec<_>>().join(", ") }

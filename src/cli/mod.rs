@@ -102,16 +102,23 @@ pub struct IngestCmd {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub struct SqlCmd {
-    #[command(flatten)]
-    pub lake: LakeArgs,
+/// How results are printed.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArgs {
     /// Output format.
     #[arg(long, env = "VITALS_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Rows shown in table format.
     #[arg(long, env = "VITALS_MAX_ROWS", default_value_t = 1000)]
     pub max_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The query; without it an interactive prompt opens.
     pub query: Option<String>,
 }
@@ -120,12 +127,8 @@ pub struct SqlCmd {
 pub struct ReportCmd {
     #[command(flatten)]
     pub lake: LakeArgs,
-    /// Output format.
-    #[arg(long, env = "VITALS_FORMAT", value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Rows shown in table format.
-    #[arg(long, env = "VITALS_MAX_ROWS", default_value_t = 1000)]
-    pub max_rows: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The report, as `vitals tables` lists it (e.g. health_scores).
     pub name: Option<String>,
     /// Its arguments in order: numbers, dates (2024-05-31), text; `-` keeps an argument's default.
@@ -263,11 +266,11 @@ async fn run_sql(c: SqlCmd) -> CliResult {
         Some(q) => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            run_query(&engine, q, c.format, c.max_rows, &mut out).await?;
+            run_query(&engine, q, c.output.format, c.output.max_rows, &mut out).await?;
             out.flush()?;
             Ok(())
         }
-        None => repl::run(&engine, c.format, c.max_rows).await,
+        None => repl::run(&engine, c.output.format, c.output.max_rows).await,
     }
 }
 
@@ -324,12 +327,12 @@ async fn run_report(c: ReportCmd) -> CliResult {
     let sql = report_sql(name, &c.args, entry.order.as_deref());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    if c.format == Format::Table {
+    if c.output.format == Format::Table {
         writeln!(out, "{}
 {sql}
 ", entry.name)?;
     }
-    run_query(&engine, &sql, c.format, c.max_rows, &mut out).await?;
+    run_query(&engine, &sql, c.output.format, c.output.max_rows, &mut out).await?;
     out.flush()?;
     Ok(())
 }

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::AsArray;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -141,13 +140,7 @@ async fn org_ids(ctx: &SessionContext, summary: &LakeSummary) -> Result<Option<A
     if !has_accounts {
         return Ok(None);
     }
-    let batches = ctx.sql("SELECT DISTINCT CAST(org_id AS VARCHAR) FROM accounts").await?.collect().await?;
-    let mut ids = HashSet::new();
-    for b in &batches {
-        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).map_err(DataFusionError::from)?;
-        ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
-    }
-    Ok(Some(Arc::new(ids)))
+    Ok(Some(Arc::new(reports::distinct_strings(ctx, "SELECT DISTINCT CAST(org_id AS VARCHAR) FROM accounts").await?)))
 }
 
 /// Runs one `CREATE VIEW` file; its first line, `-- name: description`, documents it.

@@ -460,11 +460,8 @@ impl ReportFunction {
             }
         }
         // A target such as 'event:invite_user' names an event too.
-        if let Some(Arg::Text(t)) = args.0.get("target") {
-            if let Some(e) = t.strip_prefix("event:") {
-                let name = e.rsplit_once(':').filter(|(_, d)| d.trim().parse::<i64>().is_ok()).map_or(e, |(n, _)| n);
-                out.push(("target".into(), name.trim().to_string()));
-            }
+        if let Some((name, _)) = args.0.get("target").and_then(|t| if let Arg::Text(t) = t { slots::event_target(t) } else { None }) {
+            out.push(("target".into(), name.to_string()));
         }
         out
     }
@@ -629,13 +626,18 @@ impl fmt::Debug for CheckedReport {
 async fn event_names(state: &dyn Session) -> Result<Arc<HashSet<String>>> {
     let state = state.as_any().downcast_ref::<SessionState>().ok_or_else(|| DataFusionError::Internal("need a SessionState".into()))?;
     let ctx = SessionContext::new_with_state(state.clone());
-    let batches = ctx.sql("SELECT DISTINCT CAST(event AS VARCHAR) FROM events").await?.collect().await?;
-    let mut names = HashSet::new();
+    Ok(Arc::new(distinct_strings(&ctx, "SELECT DISTINCT CAST(event AS VARCHAR) FROM events").await?))
+}
+
+/// The values of a query's single text column, for lookups such as "is this a known event".
+pub async fn distinct_strings(ctx: &SessionContext, sql: &str) -> Result<HashSet<String>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut values = HashSet::new();
     for b in &batches {
         let col = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        names.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+        values.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
     }
-    Ok(Arc::new(names))
+    Ok(values)
 }
 
 #[async_trait]

@@ -90,6 +90,17 @@ fn funnel(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Resu
     Ok(())
 }
 
+/// Splits a magic-number target `event:NAME[:D]` into the event name and
+/// the text of D, if given; None for any other target.
+pub(super) fn event_target(target: &str) -> Option<(&str, Option<&str>)> {
+    let target = target.trim();
+    let rest = target.get(..6).filter(|p| p.eq_ignore_ascii_case("event:")).and(target.get(6..))?;
+    Some(match rest.rsplit_once(':') {
+        Some((name, days)) => (name.trim(), Some(days.trim())),
+        None => (rest.trim(), None),
+    })
+}
+
 /// Period numbers: `idx` (SQL over event_date), `first_idx` (the data's first
 /// period), `last_idx` (the period of `to`), and `period_start` (SQL for the
 /// first day of period number `p`).
@@ -145,16 +156,14 @@ fn magic(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Resul
             Some((a, b)) if 1 <= a && a <= b && b <= 3660 => (a, b, "TRUE".to_string()),
             _ => return plan_err!("magic_number: target '{target}': write days:A-B with 1 <= A <= B"),
         }
-    } else if target.starts_with("event:") {
+    } else if let Some((name, days)) = event_target(args.text("target")?) {
         // event:NAME[:D]: did NAME within D days of signing up (default 28).
-        let original = args.text("target")?.trim();
-        let rest = original.get(6..).unwrap_or_default();
-        let (name, days) = match rest.rsplit_once(':') {
-            Some((n, d)) => match d.trim().parse::<i64>() {
-                Ok(d) if (1..=3660).contains(&d) => (n.trim(), d),
-                _ => return plan_err!("magic_number: target '{original}': the days after the event name must be a number from 1 to 3660"),
+        let days = match days {
+            None => 28,
+            Some(d) => match d.parse::<i64>() {
+                Ok(d) if (1..=3660).contains(&d) => d,
+                _ => return plan_err!("magic_number: target '{target}': the days after the event name must be a number from 1 to 3660"),
             },
-            None => (rest.trim(), 28),
         };
         (1, days, format!("e.event = {}", sql_str(name)))
     } else {
