@@ -33,4 +33,21 @@ fn main() {
         writeln!(code, "];").unwrap();
     }
     std::fs::write(Path::new(&out_dir).join("sql_files.rs"), code).expect("write sql_files.rs");
+    compile_protos(&root, &out_dir);
+}
+
+/// Compiles proto/ with protox (pure Rust, no protoc on the machine), keeps the
+/// descriptor set for reflection and generates the tonic service.
+fn compile_protos(root: &str, out_dir: &str) {
+    use prost::Message as _;
+    let proto_dir = Path::new(root).join("proto");
+    println!("cargo:rerun-if-changed={}", proto_dir.display());
+    let file = "vitals/v1/reports.proto";
+    println!("cargo:rerun-if-changed={}", proto_dir.join(file).display());
+    let fds = match protox::compile([file], [&proto_dir]) {
+        Ok(f) => f,
+        Err(e) => panic!("proto/{file}: {e}"),
+    };
+    std::fs::write(Path::new(out_dir).join("vitals_descriptor.bin"), fds.encode_to_vec()).expect("write the descriptor set");
+    tonic_prost_build::configure().build_client(false).build_server(true).compile_fds(fds).expect("generate the report service");
 }

@@ -19,6 +19,54 @@ pub struct Config {
     pub temperature: TemperatureConfig,
     pub declining: DecliningConfig,
     pub lifecycle: LifecycleConfig,
+    /// `[[tokens]]`: who may call `vitals serve`, each with a role.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// What a token may see.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every account, read-only SQL, and the server's own settings.
+    Admin,
+    /// Every account, read-only SQL.
+    Analyst,
+    /// The accounts whose accounts.csm equals the token's name.
+    Csm,
+    /// One account (`org_id`): the reports a vendor embeds for its own customer.
+    Account,
+}
+
+/// One `[[tokens]]` entry. The secret itself is never stored: `sha256` is its
+/// SHA-256 in hex (`vitals hash-token SECRET` prints it).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The principal's name in logs; for role csm, the CSM's name in accounts.csm;
+    /// the user name of Basic credentials.
+    pub name: String,
+    pub role: Role,
+    pub sha256: String,
+    /// The account of a token with role `account`.
+    #[serde(default)]
+    pub org_id: Option<String>,
+    /// When the token stops working: RFC 3339 (`2026-12-31T00:00:00Z`) or a date (midnight UTC).
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+impl TokenConfig {
+    /// The expiry as microseconds since the epoch, if set.
+    pub fn expires_micros(&self) -> Result<Option<i64>, String> {
+        let Some(text) = &self.expires else { return Ok(None) };
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Ok(Some(t.timestamp_micros()));
+        }
+        match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            Ok(d) => Ok(Some(d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_micros()))),
+            Err(_) => Err(format!("token {}: expires '{text}' is neither RFC 3339 nor a date", self.name)),
+        }
+    }
 }
 
 /// `[events]`: which event names mean sign-up, login, page view and conversion.
@@ -250,6 +298,21 @@ impl Config {
         }
         if self.lifecycle.milestones.is_empty() {
             return Err("lifecycle.milestones must name at least one event".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &self.tokens {
+            if !names.insert(t.name.as_str()) {
+                return Err(format!("tokens: the name '{}' is used twice", t.name));
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("token {}: sha256 must be 64 hex digits (vitals hash-token SECRET prints it)", t.name));
+            }
+            match (t.role, &t.org_id) {
+                (Role::Account, None) => return Err(format!("token {}: role account needs an org_id", t.name)),
+                (Role::Account, Some(_)) | (_, None) => {}
+                (_, Some(_)) => return Err(format!("token {}: org_id is only for role account", t.name)),
+            }
+            t.expires_micros()?;
         }
         Ok(())
     }

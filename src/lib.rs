@@ -1,6 +1,6 @@
 //! vitals: customer-success analytics over a SaaS vendor's product events,
 //! stored as Parquet in a lake and queried with Apache DataFusion.
-//! Layers, lowest first: lake -> functions -> reports -> engine -> cli.
+//! Layers, lowest first: lake -> functions -> reports -> engine -> server, cli.
 
 pub mod cli;
 pub mod config;
@@ -8,3 +8,4 @@ pub mod engine;
 pub mod functions;
 pub mod lake;
 pub mod reports;
+pub mod server;

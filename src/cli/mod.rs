@@ -44,6 +44,55 @@ pub enum Command {
     Report(ReportCmd),
     /// Generate the demo lake if missing, then show the main reports on it.
     Tour(TourCmd),
+    /// Serve Arrow Flight SQL, the vitals.v1.Reports gRPC service, health and reflection on one port.
+    Serve(ServeCmd),
+    /// Print the SHA-256 of a token secret, for `[[tokens]] sha256` in the config.
+    HashToken(HashTokenCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, env = "VITALS_ADDR", default_value = "127.0.0.1:50051")]
+    pub addr: std::net::SocketAddr,
+    /// PEM certificate: serve TLS (with --tls-key).
+    #[arg(long, env = "VITALS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "VITALS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Memory one query may use; past it the query fails with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "VITALS_QUERY_MEMORY", default_value = "2GiB", value_parser = parse_size)]
+    pub query_memory: usize,
+    /// Wall time one query may take, streaming included (DEADLINE_EXCEEDED past it).
+    #[arg(long, env = "VITALS_QUERY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub query_timeout: std::time::Duration,
+    /// Queries running at once.
+    #[arg(long, env = "VITALS_MAX_CONCURRENT_QUERIES", default_value_t = 4)]
+    pub max_concurrent_queries: usize,
+    /// Queries that may wait for a slot; one more gets RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "VITALS_MAX_QUEUED_QUERIES", default_value_t = 16)]
+    pub max_queued_queries: usize,
+    /// How long a queued query waits for a slot before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "VITALS_QUEUE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub queue_timeout: std::time::Duration,
+    /// Rows one result may have.
+    #[arg(long, env = "VITALS_MAX_RESULT_ROWS", default_value_t = 10_000_000)]
+    pub max_result_rows: usize,
+    /// Arrow bytes one result may have.
+    #[arg(long, env = "VITALS_MAX_RESULT_BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub max_result_bytes: usize,
+    /// After SIGINT/SIGTERM: how long running queries may go on before they are cancelled.
+    #[arg(long, env = "VITALS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct HashTokenCmd {
+    /// The secret a client will send as `Bearer <secret>` (or as the Basic password).
+    pub secret: String,
 }
 
 /// Where the lake is and how to read it.
@@ -168,6 +217,19 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 impl LakeArgs {
+    pub fn engine_args(&self) -> CliResult<EngineArgs> {
+        let lake = Lake::open(&self.lake, false)?;
+        let config = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let mut args = EngineArgs::new(lake);
+        args.config = config;
+        args.views_dir = self.views.clone();
+        args.memory_limit = self.memory_limit;
+        Ok(args)
+    }
+
     pub async fn engine(&self) -> CliResult<Engine> {
         let lake = Lake::open(&self.lake, false)?;
         let config = match &self.config {
@@ -191,6 +253,11 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Tables(c) => run_tables(c).await,
         Command::Report(c) => run_report(c).await,
         Command::Tour(c) => run_tour(c).await,
+        Command::Serve(c) => run_serve(c).await,
+        Command::HashToken(c) => {
+            println!("{}", crate::server::auth::hash_secret(&c.secret));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => 0,
@@ -272,6 +339,28 @@ async fn run_sql(c: SqlCmd) -> CliResult {
         }
         None => repl::run(&engine, c.output.format, c.output.max_rows).await,
     }
+}
+
+async fn run_serve(c: ServeCmd) -> CliResult {
+    let engine = c.lake.engine_args()?;
+    let limits = crate::server::Limits {
+        query_memory: c.query_memory,
+        query_timeout: c.query_timeout,
+        max_concurrent: c.max_concurrent_queries.max(1),
+        max_queued: c.max_queued_queries,
+        queue_timeout: c.queue_timeout,
+        max_rows: c.max_result_rows,
+        max_bytes: c.max_result_bytes,
+    };
+    let tls = c.tls_cert.clone().zip(c.tls_key.clone());
+    let args = crate::server::ServeArgs { engine, config_path: c.lake.config.clone(), limits, tls, shutdown_grace: c.shutdown_grace };
+    let listener = crate::server::bind(c.addr).await?;
+    let local = listener.local_addr()?;
+    println!("vitals serve: listening on {local} (Flight SQL, vitals.v1.Reports, health, reflection), lake {}", c.lake.lake);
+    std::io::stdout().flush()?;
+    crate::server::serve(args, listener, crate::server::signal()).await?;
+    println!("vitals serve: stopped");
+    Ok(())
 }
 
 async fn run_tables(c: LakeArgs) -> CliResult {

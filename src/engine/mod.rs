@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, GreedyMemoryPool};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -48,11 +49,13 @@ pub struct EngineArgs {
     /// Memory for query execution; beyond it operators spill or fail.
     pub memory_limit: Option<usize>,
     pub target_partitions: Option<usize>,
+    /// Limit every table to these accounts (a server session of a scoped token).
+    pub scope: Option<lake::tables::Scope>,
 }
 
 impl EngineArgs {
     pub fn new(lake: Lake) -> Self {
-        Self { lake, config: Config::default(), views_dir: None, check_files: true, memory_limit: None, target_partitions: None }
+        Self { lake, config: Config::default(), views_dir: None, check_files: true, memory_limit: None, target_partitions: None, scope: None }
     }
 }
 
@@ -87,7 +90,7 @@ impl Engine {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
-        let summary = lake::tables::register(&ctx, &args.lake, args.check_files).await?;
+        let summary = lake::tables::register(&ctx, &args.lake, args.check_files, args.scope.as_ref()).await?;
         let mut catalog: Vec<CatalogEntry> = Table::ALL
             .iter()
             .map(|t| CatalogEntry { kind: "table", name: t.name().into(), description: t.description().into(), order: None })
@@ -121,6 +124,18 @@ impl Engine {
 
     pub fn ctx(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// A context for one query: the same tables, functions and views (shared,
+    /// not copied), with a memory pool of its own when `memory_limit` is set, so
+    /// a query past its limit fails alone instead of starving the others.
+    pub fn query_context(&self, memory_limit: Option<usize>) -> Result<SessionContext> {
+        let state = self.ctx.state();
+        let Some(limit) = memory_limit else { return Ok(SessionContext::new_with_state(state)) };
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
+            .build_arc()?;
+        Ok(SessionContext::new_with_state(SessionStateBuilder::new_from_existing(state).with_runtime_env(runtime).build()))
     }
 
     pub fn summary(&self) -> &LakeSummary {

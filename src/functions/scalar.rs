@@ -59,6 +59,17 @@ pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| binary(args, |n, d| (d != 0.0).then(|| n / d))),
     ));
+    // Fault injection for the server's tests: a function that panics while a
+    // query runs, to show that a panic fails one query and nothing else.
+    if std::env::var("VITALS_FAILPOINT").is_ok_and(|v| v == "panic-function") {
+        ctx.register_udf(create_udf(
+            "vitals_panic",
+            vec![DataType::Int64],
+            DataType::Int64,
+            Volatility::Volatile,
+            Arc::new(|_: &[ColumnarValue]| -> Result<ColumnarValue> { panic!("vitals_panic() was called (VITALS_FAILPOINT=panic-function)") }),
+        ));
+    }
     vec![
         FunctionDoc {
             kind: "scalar",

@@ -13,7 +13,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
-use datafusion::logical_expr::{col, SortExpr};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::{provider_as_source, TableType, ViewTable};
+use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder, SortExpr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
@@ -48,8 +51,13 @@ pub fn sql_schema(table: Table) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Registers events, accounts, users and interventions (empty when absent).
-pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool) -> Result<LakeSummary> {
+/// The accounts a session may see: every table's rows are limited to these
+/// org_ids below SQL, so no query, view or report can reach other rows.
+pub type Scope = Arc<Vec<String>>;
+
+/// Registers events, accounts, users and interventions (empty when absent),
+/// each limited to the `scope`'s accounts when there is one.
+pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool, scope: Option<&Scope>) -> Result<LakeSummary> {
     lake.register_store(ctx);
     let mut summary = LakeSummary::default();
     for table in Table::ALL {
@@ -65,7 +73,11 @@ pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool) -> R
             }
         }
         summary.files.push((table, files.len()));
-        let provider = listing_table(ctx, lake, table)?;
+        let listing: Arc<dyn TableProvider> = listing_table(ctx, lake, table)?;
+        let provider = match scope {
+            Some(orgs) => scoped(table, listing, orgs)?,
+            None => listing,
+        };
         ctx.register_table(table.name(), provider)
             .map_err(|e| LakeError::datafusion(format!("registering {}", table.name()), e))?;
     }
@@ -89,6 +101,51 @@ pub fn listing_table(ctx: &SessionContext, lake: &Lake, table: Table) -> Result<
     let provider = ListingTable::try_new(config)
         .map_err(|e| LakeError::datafusion(format!("table {}", table.name()), e))?;
     Ok(Arc::new(provider))
+}
+
+/// One lake table limited to some accounts: a plan that filters on org_id
+/// above the table's scan (DataFusion pushes the filter into the Parquet
+/// reader, so other accounts' row groups are skipped, not read and dropped).
+#[derive(Debug)]
+pub struct ScopedTable {
+    view: ViewTable,
+}
+
+fn scoped(table: Table, inner: Arc<dyn TableProvider>, orgs: &Scope) -> Result<Arc<dyn TableProvider>> {
+    let list: Vec<Expr> = orgs.iter().map(|o| lit(o.as_str())).collect();
+    // An empty scope sees nothing; IN () is not valid SQL, so say it directly.
+    let predicate = if list.is_empty() { lit(false) } else { col("org_id").in_list(list, false) };
+    let plan = LogicalPlanBuilder::scan(table.name(), provider_as_source(inner), None)
+        .and_then(|b| b.filter(predicate))
+        .and_then(|b| b.build())
+        .map_err(|e| LakeError::datafusion(format!("scoping {}", table.name()), e))?;
+    Ok(Arc::new(ScopedTable { view: ViewTable::new(plan, None) }))
+}
+
+#[async_trait::async_trait]
+impl TableProvider for ScopedTable {
+    fn schema(&self) -> SchemaRef {
+        self.view.schema()
+    }
+
+    /// Still a base table to the catalog: clients see the same names and kinds.
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        self.view.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        self.view.scan(state, projection, filters, limit).await
+    }
 }
 
 /// The day of an `events/event_date=YYYY-MM-DD/...` path.

@@ -1,0 +1,273 @@
+//! `vitals serve`: one tonic server for Arrow Flight SQL (BI tools), the
+//! `vitals.v1.Reports` service (dashboards), gRPC health checking and server
+//! reflection. It holds no analytics: every answer is SQL run in an engine
+//! session whose tables yield only the caller's accounts (the engine scopes
+//! them), under the limits of `query`.
+
+pub mod auth;
+mod flight;
+pub mod proto;
+mod query;
+mod reports;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::{Request, Status};
+
+use crate::config::Role;
+use crate::engine::{Engine, EngineArgs};
+use auth::{Auth, Principal};
+pub use query::Limits;
+use query::{Admission, Registry, Tally};
+
+/// What can stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+/// How to run the server.
+pub struct ServeArgs {
+    /// The engine every session is built from (its scope is set per token).
+    pub engine: EngineArgs,
+    /// The config file the tokens come from, re-read when it changes.
+    pub config_path: Option<PathBuf>,
+    pub limits: Limits,
+    /// PEM certificate and key: serve TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// After SIGINT/SIGTERM, how long running queries may take before they are cancelled.
+    pub shutdown_grace: Duration,
+}
+
+/// Engines by scope: one for every account, one per distinct set of accounts.
+pub struct Sessions {
+    base: EngineArgs,
+    all: Arc<Engine>,
+    scoped: tokio::sync::Mutex<HashMap<Vec<String>, Arc<Engine>>>,
+}
+
+impl Sessions {
+    /// The engine that sees every account.
+    pub fn all_engine(&self) -> &Engine {
+        &self.all
+    }
+
+    /// The engine whose tables yield exactly the rows `who` may see.
+    pub async fn engine_for(&self, who: &Principal) -> Result<Arc<Engine>, Status> {
+        let orgs: Vec<String> = match who.role {
+            Role::Admin | Role::Analyst => return Ok(self.all.clone()),
+            Role::Account => who.org_id.iter().cloned().collect(),
+            Role::Csm => {
+                let sql = format!("SELECT DISTINCT CAST(org_id AS VARCHAR) FROM accounts WHERE csm = {}", crate::config::sql_str(&who.name));
+                let set = crate::reports::distinct_strings(self.all.ctx(), &sql).await.map_err(|e| {
+                    tracing::error!("looking up the accounts of csm {}: {e}", who.name);
+                    Status::internal("cannot look up this token's accounts")
+                })?;
+                let mut v: Vec<String> = set.into_iter().collect();
+                v.sort();
+                v
+            }
+        };
+        let mut map = self.scoped.lock().await;
+        if let Some(e) = map.get(&orgs) {
+            return Ok(e.clone());
+        }
+        let mut args = self.base.clone();
+        args.check_files = false;
+        args.scope = Some(Arc::new(orgs.clone()));
+        let engine = Arc::new(Engine::open(args).await.map_err(|e| {
+            tracing::error!("building a scoped session: {e}");
+            Status::internal("cannot open a session for this token")
+        })?);
+        map.insert(orgs, engine.clone());
+        Ok(engine)
+    }
+}
+
+/// What every service shares.
+pub struct ServerState {
+    pub auth: Arc<Auth>,
+    pub sessions: Sessions,
+    pub limits: Limits,
+    pub admission: Admission,
+    pub registry: Arc<Registry>,
+    pub prepared: Mutex<HashMap<String, flight::Prepared>>,
+    pub sql_info: arrow_flight::sql::metadata::SqlInfoData,
+    pub xdbc: arrow_flight::sql::metadata::XdbcTypeInfoData,
+}
+
+/// The principal the auth interceptor put on a request.
+pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request.extensions().get::<Principal>().cloned().ok_or_else(|| Status::unauthenticated("no credentials"))
+}
+
+/// One log line per request, written when the request (or its stream) ends:
+/// principal, method, rows, bytes, milliseconds and status.
+pub struct RequestLog {
+    principal: String,
+    method: &'static str,
+    start: Instant,
+    tally: Arc<Tally>,
+    status: Mutex<Option<tonic::Code>>,
+}
+
+impl RequestLog {
+    pub fn new(who: &Principal, method: &'static str) -> RequestLog {
+        RequestLog { principal: who.name.clone(), method, start: Instant::now(), tally: Arc::default(), status: Mutex::new(None) }
+    }
+    pub fn tally(&self) -> Arc<Tally> {
+        self.tally.clone()
+    }
+    pub fn fail(&self, s: &Status) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.code());
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        let code = self.status.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(tonic::Code::Ok);
+        tracing::info!(
+            principal = %self.principal,
+            method = self.method,
+            rows = self.tally.rows.load(Ordering::Relaxed),
+            bytes = self.tally.bytes.load(Ordering::Relaxed),
+            ms = self.start.elapsed().as_millis() as u64,
+            status = ?code,
+            "request"
+        );
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, gives running
+/// queries `shutdown_grace` to finish and cancels the rest.
+pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+    let config = args.engine.config.clone();
+    let all = Arc::new(Engine::open(args.engine.clone()).await?);
+    let auth = Arc::new(Auth::new(&config, args.config_path.clone()));
+    if config.tokens.is_empty() {
+        tracing::warn!("no [[tokens]] in the config: every call will be refused (UNAUTHENTICATED)");
+    }
+    let sql_info = flight::sql_info(&args.limits).map_err(|e| ServerError::Setup(e.to_string()))?;
+    let xdbc = flight::xdbc_info().map_err(|e| ServerError::Setup(e.to_string()))?;
+    let state = Arc::new(ServerState {
+        auth: auth.clone(),
+        sessions: Sessions { base: args.engine.clone(), all, scoped: Default::default() },
+        admission: Admission::new(&args.limits),
+        limits: args.limits.clone(),
+        registry: Arc::new(Registry::default()),
+        prepared: Mutex::new(HashMap::new()),
+        sql_info,
+        xdbc,
+    });
+    let check = {
+        let auth = auth.clone();
+        move |mut req: Request<()>| -> Result<Request<()>, Status> {
+            let header = req.metadata().get("authorization").map(|v| v.as_bytes().to_vec());
+            match auth.authenticate(header.as_deref()) {
+                Ok(p) => {
+                    req.extensions_mut().insert(p);
+                    Ok(req)
+                }
+                Err(s) => {
+                    tracing::info!(status = ?s.code(), reason = s.message(), "refused a call");
+                    Err(s)
+                }
+            }
+        }
+    };
+    let flight = FlightServiceServer::new(flight::FlightSql { state: state.clone() })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let reports = proto::reports_server::ReportsServer::new(reports::ReportService::new(state.clone()).map_err(ServerError::Setup)?);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<FlightServiceServer<flight::FlightSql>>().await;
+    health_reporter.set_serving::<proto::reports_server::ReportsServer<reports::ReportService>>().await;
+    // Reflection in both versions: grpcurl and newer clients ask v1, many others v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| ServerError::Setup(format!("reflection: {e}")))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServerError::Setup(format!("reflection: {e}")))?;
+
+    let mut builder = Server::builder();
+    if let Some((cert, key)) = &args.tls {
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| ServerError::Setup(format!("{}: {e}", p.display())));
+        let identity = Identity::from_pem(read(cert)?, read(key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let router = builder
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(tonic::service::interceptor::InterceptedService::new(flight, check.clone()))
+        .add_service(tonic::service::interceptor::InterceptedService::new(reports, check));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopping));
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; running queries get {:?}", args.shutdown_grace);
+    let _ = stop_tx.send(true);
+    health_reporter.set_not_serving::<FlightServiceServer<flight::FlightSql>>().await;
+    let mut server = server;
+    match tokio::time::timeout(args.shutdown_grace, &mut server).await {
+        Ok(joined) => joined.map_err(|e| ServerError::Setup(format!("server task: {e}")))??,
+        Err(_) => {
+            tracing::warn!("grace period over: cancelling the running queries");
+            state.registry.cancel_all();
+            match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
+                Ok(joined) => joined.map_err(|e| ServerError::Setup(format!("server task: {e}")))??,
+                Err(_) => server.abort(),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Binds the address; port 0 picks a free port.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| ServerError::Setup(format!("cannot listen on {addr}: {e}")))
+}

@@ -1,0 +1,426 @@
+//! Running one client query under the server's limits: read-only planning,
+//! admission (a bound on concurrent queries with a short queue), a memory pool
+//! and a deadline per query, cancellation, a bound on result rows and bytes,
+//! and panics turned into an error. Results stream batch by batch.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionContext};
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+
+use super::auth::Principal;
+
+/// The limits every client query runs under.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Memory pool of one query, in bytes.
+    pub query_memory: usize,
+    /// Wall time of one query, from admission to its last batch.
+    pub query_timeout: Duration,
+    /// Queries running at once.
+    pub max_concurrent: usize,
+    /// Queries waiting for a slot; one more is refused at once.
+    pub max_queued: usize,
+    /// How long a query waits for a slot before it is refused.
+    pub queue_timeout: Duration,
+    /// Rows in one result.
+    pub max_rows: usize,
+    /// Bytes (Arrow memory) in one result.
+    pub max_bytes: usize,
+}
+
+/// The one mapping from an engine error to a gRPC status. A user's mistake is
+/// INVALID_ARGUMENT with the engine's reason; an exhausted memory pool is
+/// RESOURCE_EXHAUSTED; anything else is INTERNAL without details (they could
+/// name files), logged here.
+pub fn df_status(e: &DataFusionError, limits: &Limits) -> Status {
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(m) => Status::resource_exhausted(format!(
+            "the query needs more than its memory limit of {} (--query-memory): {m}",
+            human_bytes(limits.query_memory)
+        )),
+        DataFusionError::Plan(_)
+        | DataFusionError::SQL(..)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Configuration(_) => Status::invalid_argument(e.to_string()),
+        DataFusionError::ArrowError(a, _) if !matches!(**a, arrow::error::ArrowError::IoError(..) | arrow::error::ArrowError::ExternalError(_)) => {
+            Status::invalid_argument(e.to_string())
+        }
+        DataFusionError::Execution(m) if m.contains("cancelled") => Status::cancelled("the query was cancelled"),
+        DataFusionError::Execution(_) => Status::invalid_argument(e.to_string()),
+        _ => {
+            tracing::error!("query failed: {e}");
+            Status::internal("the query failed inside the server; the error is in the server's log")
+        }
+    }
+}
+
+pub fn human_bytes(n: usize) -> String {
+    let n = n as f64;
+    if n >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0))
+    } else if n >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", n / (1024.0 * 1024.0))
+    } else {
+        format!("{:.0} KiB", n / 1024.0)
+    }
+}
+
+/// Plans client SQL: one read-only statement (no DDL, DML, COPY, SET, PREPARE).
+/// `?` placeholders (JDBC, ADBC) become `$1, $2, ...`.
+pub async fn plan_sql(ctx: &SessionContext, sql: &str, limits: &Limits) -> Result<LogicalPlan, Status> {
+    let sql = number_placeholders(sql);
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let planned = AssertUnwindSafe(async {
+        let plan = ctx.state().create_logical_plan(&sql).await?;
+        options.verify_plan(&plan)?;
+        Ok::<_, DataFusionError>(plan)
+    })
+    .catch_unwind()
+    .await
+    .map_err(|_| panic_status())?;
+    planned.map_err(|e| match e.find_root() {
+        // SQLOptions refuses DDL, DML, COPY and statements such as SET with "... not supported".
+        DataFusionError::Plan(m) if m.ends_with("not supported") || m.contains(" not supported: ") => {
+            Status::permission_denied(format!("vitals serves read-only SQL (no DDL, DML, COPY, SET or PREPARE): {m}"))
+        }
+        _ => df_status(&e, limits),
+    })
+}
+
+pub fn panic_status() -> Status {
+    tracing::error!("a query panicked; the server goes on serving");
+    Status::internal("the query hit an internal error (a panic); the server is still serving")
+}
+
+/// Rewrites `?` placeholders outside quotes and comments to `$1, $2, ...`.
+fn number_placeholders(sql: &str) -> String {
+    if !sql.contains('?') {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    out.push(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    out.push(c);
+                    for c in chars.by_ref() {
+                        out.push(c);
+                        if c == '\n' {
+                            break;
+                        }
+                    }
+                }
+                '?' => {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                }
+                _ => out.push(c),
+            },
+        }
+    }
+    out
+}
+
+/// Binds parameter values (one row of a client's parameter batch) to a plan.
+pub fn bind(plan: LogicalPlan, params: Option<&RecordBatch>) -> Result<LogicalPlan, Status> {
+    let Some(batch) = params else { return Ok(plan) };
+    if batch.num_rows() != 1 {
+        return Err(Status::invalid_argument(format!("bind exactly one row of parameters to a query, got {}", batch.num_rows())));
+    }
+    let values: Vec<ScalarValue> = batch
+        .columns()
+        .iter()
+        .map(|c| ScalarValue::try_from_array(c, 0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}")))?;
+    plan.with_param_values(values).map_err(|e| Status::invalid_argument(format!("cannot bind the parameters: {e}")))
+}
+
+/// The schema a client sees: view and dictionary types as their plain types
+/// (what BI drivers read), every field nullable. FlightInfo advertises it and
+/// the stream sends exactly it.
+pub fn wire_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(schema.fields().iter().map(|f| wire_field(f)).collect::<Vec<_>>()))
+}
+
+fn wire_field(f: &Field) -> Field {
+    Field::new(f.name(), wire_type(f.data_type()), true)
+}
+
+pub fn wire_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Dictionary(_, v) => wire_type(v),
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::LargeListView(f) => DataType::List(Arc::new(wire_field(f))),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(Arc::new(wire_field(f)), *n),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| wire_field(f)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Converts a batch to the wire schema.
+pub fn to_wire(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Status> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { arrow::compute::cast(c, f.data_type()) })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::internal(format!("cannot convert a result column: {e}")))?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Status::internal(format!("cannot build a result batch: {e}")))
+}
+
+/// Admission: at most `max_concurrent` queries run; `max_queued` wait.
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    limits: Limits,
+}
+
+impl Admission {
+    pub fn new(limits: &Limits) -> Admission {
+        Admission { slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))), queued: AtomicUsize::new(0), limits: limits.clone() }
+    }
+
+    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let waiting = self.queued.fetch_add(1, Ordering::SeqCst);
+        let _leave = scopeguard(|| {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+        });
+        let busy = || {
+            Status::resource_exhausted(format!(
+                "the server is busy: {} queries running and {} waiting (--max-concurrent-queries, --max-queued-queries); try again shortly",
+                self.limits.max_concurrent, self.limits.max_queued
+            ))
+        };
+        if waiting >= self.limits.max_queued {
+            return Err(busy());
+        }
+        match tokio::time::timeout(self.limits.queue_timeout, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(busy()),
+        }
+    }
+}
+
+struct Guard<F: FnMut()>(F);
+impl<F: FnMut()> Drop for Guard<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+fn scopeguard<F: FnMut()>(f: F) -> Guard<F> {
+    Guard(f)
+}
+
+/// One running query, as the cancel action finds it.
+#[derive(Clone)]
+pub struct Running {
+    pub principal: String,
+    pub sql: String,
+    pub started: Instant,
+    cancel: watch::Sender<bool>,
+}
+
+/// Queries by id, for cancellation and for the admin's list.
+#[derive(Default)]
+pub struct Registry {
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Registry {
+    /// Registers a query under `id`; the receiver turns true when it is cancelled.
+    /// A query cancelled before it started stays cancelled.
+    pub fn start(&self, id: &str, principal: &str, sql: &str) -> watch::Receiver<bool> {
+        let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(id.to_string()).or_insert_with(|| Running {
+            principal: principal.to_string(),
+            sql: sql.to_string(),
+            started: Instant::now(),
+            cancel: watch::channel(false).0,
+        });
+        entry.started = Instant::now();
+        entry.cancel.subscribe()
+    }
+
+    pub fn finish(&self, id: &str) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Cancels a query. A query id not seen yet is remembered as cancelled
+    /// (the client may cancel between GetFlightInfo and DoGet).
+    pub fn cancel(&self, id: &str, who: &Principal) -> Result<(), Status> {
+        let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(id.to_string()).or_insert_with(|| Running {
+            principal: who.name.clone(),
+            sql: String::new(),
+            started: Instant::now(),
+            cancel: watch::channel(false).0,
+        });
+        if entry.principal != who.name && who.role != crate::config::Role::Admin {
+            return Err(Status::permission_denied("that query belongs to another principal"));
+        }
+        entry.cancel.send_replace(true);
+        Ok(())
+    }
+
+    pub fn cancel_all(&self) {
+        for r in self.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            r.cancel.send_replace(true);
+        }
+    }
+
+    pub fn list(&self) -> Vec<(String, Running)> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// What a finished or failed stream reports to the request log.
+#[derive(Default)]
+pub struct Tally {
+    pub rows: AtomicUsize,
+    pub bytes: AtomicUsize,
+}
+
+/// A query's result stream under its limits.
+pub type ResultStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, Status>> + Send>>;
+
+/// What one execution needs.
+pub struct Execution {
+    pub ctx: SessionContext,
+    pub plan: LogicalPlan,
+    pub id: String,
+    pub principal: String,
+    pub sql: String,
+    pub permit: OwnedSemaphorePermit,
+    pub registry: Arc<Registry>,
+    pub limits: Limits,
+    pub tally: Arc<Tally>,
+    /// The schema the client was promised.
+    pub schema: SchemaRef,
+}
+
+/// Starts the plan and returns its batches, converted to the wire schema,
+/// ending with an error when the deadline passes, the query is cancelled or
+/// the result grows past its bounds.
+pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
+    let Execution { ctx, plan, id, principal, sql, permit, registry, limits, tally, schema } = ex;
+    let deadline = tokio::time::Instant::now() + limits.query_timeout;
+    let mut cancel = registry.start(&id, &principal, &sql);
+    let done = {
+        let registry = registry.clone();
+        let id = id.clone();
+        move || registry.finish(&id)
+    };
+    let finish = Arc::new(Mutex::new(Some(done)));
+    let run_finish = {
+        let finish = finish.clone();
+        move || {
+            if let Some(f) = finish.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                f()
+            }
+        }
+    };
+    let timeout_status = || Status::deadline_exceeded(format!("the query ran past its timeout of {:?} (--query-timeout)", limits.query_timeout));
+    let start = AssertUnwindSafe(async {
+        let df = ctx.execute_logical_plan(plan).await?;
+        df.execute_stream().await
+    })
+    .catch_unwind();
+    let stream: SendableRecordBatchStream = tokio::select! {
+        biased;
+        _ = cancel.wait_for(|c| *c) => { run_finish(); return Err(Status::cancelled("the query was cancelled")) }
+        _ = tokio::time::sleep_until(deadline) => { run_finish(); return Err(timeout_status()) }
+        r = start => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => { run_finish(); return Err(df_status(&e, &limits)) }
+            Err(_) => { run_finish(); return Err(panic_status()) }
+        }
+    };
+    struct State {
+        inner: futures::stream::CatchUnwind<AssertUnwindSafe<SendableRecordBatchStream>>,
+        cancel: watch::Receiver<bool>,
+        deadline: tokio::time::Instant,
+        limits: Limits,
+        schema: SchemaRef,
+        tally: Arc<Tally>,
+        over: bool,
+        _permit: OwnedSemaphorePermit,
+        _finish: Guard<Box<dyn FnMut() + Send>>,
+    }
+    let state = State {
+        inner: AssertUnwindSafe(stream).catch_unwind(),
+        cancel,
+        deadline,
+        limits: limits.clone(),
+        schema,
+        tally,
+        over: false,
+        _permit: permit,
+        _finish: Guard(Box::new(run_finish)),
+    };
+    let s = futures::stream::unfold(state, |mut st| async move {
+        if st.over {
+            return None;
+        }
+        let item = tokio::select! {
+            biased;
+            _ = st.cancel.wait_for(|c| *c) => Err(Status::cancelled("the query was cancelled")),
+            _ = tokio::time::sleep_until(st.deadline) => Err(Status::deadline_exceeded(format!(
+                "the query ran past its timeout of {:?} (--query-timeout)", st.limits.query_timeout))),
+            next = st.inner.next() => match next {
+                None => return None,
+                Some(Err(_)) => Err(panic_status()),
+                Some(Ok(Err(e))) => Err(df_status(&e, &st.limits)),
+                Some(Ok(Ok(batch))) => {
+                    let rows = st.tally.rows.fetch_add(batch.num_rows(), Ordering::Relaxed) + batch.num_rows();
+                    let bytes = st.tally.bytes.fetch_add(batch.get_array_memory_size(), Ordering::Relaxed) + batch.get_array_memory_size();
+                    if rows > st.limits.max_rows {
+                        Err(Status::resource_exhausted(format!(
+                            "the result has more than {} rows (--max-result-rows): add a LIMIT or aggregate", st.limits.max_rows)))
+                    } else if bytes > st.limits.max_bytes {
+                        Err(Status::resource_exhausted(format!(
+                            "the result is larger than {} (--max-result-bytes): select fewer columns or rows", human_bytes(st.limits.max_bytes))))
+                    } else {
+                        to_wire(&batch, &st.schema)
+                    }
+                }
+            }
+        };
+        st.over = item.is_err();
+        Some((item, st))
+    });
+    Ok(Box::pin(s))
+}

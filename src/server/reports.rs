@@ -1,0 +1,258 @@
+//! The `vitals.v1.Reports` service: one RPC per report, each running the same
+//! SQL table function as `vitals report` (one source of truth). Requests map
+//! to the function's arguments by field order; response rows are filled from
+//! the result's columns by name through the proto's descriptors, so adding a
+//! column means adding a field, not code.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
+use futures::StreamExt;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+use tonic::{Request, Response, Status};
+
+use super::query::{self, wire_schema};
+use super::{principal, proto, RequestLog, ServerState};
+use crate::config::sql_str;
+
+/// The report service.
+pub struct ReportService {
+    state: Arc<ServerState>,
+    pool: DescriptorPool,
+    /// Each report's ORDER BY, from its SQL file.
+    order: HashMap<String, String>,
+}
+
+impl ReportService {
+    pub fn new(state: Arc<ServerState>) -> Result<ReportService, String> {
+        let pool = DescriptorPool::decode(proto::FILE_DESCRIPTOR_SET).map_err(|e| format!("reading the report descriptors: {e}"))?;
+        let order = state
+            .sessions
+            .all_engine()
+            .catalog()
+            .iter()
+            .filter_map(|e| Some((e.name.split('(').next()?.to_string(), e.order.clone()?)))
+            .collect();
+        Ok(ReportService { state, pool, order })
+    }
+
+    fn message(&self, name: &str) -> Result<MessageDescriptor, Status> {
+        self.pool.get_message_by_name(&format!("vitals.v1.{name}")).ok_or_else(|| Status::internal(format!("no message vitals.v1.{name}")))
+    }
+
+    /// Runs report `report` for the RPC `rpc`: request -> SQL -> rows.
+    async fn run<Req: Message, Resp: Message + Default>(&self, report: &str, rpc: &'static str, request: Request<Req>) -> Result<Response<Resp>, Status> {
+        let who = principal(&request)?;
+        let log = RequestLog::new(&who, rpc);
+        let result = self.answer(report, rpc, &who, request.get_ref(), &log).await;
+        if let Err(s) = &result {
+            log.fail(s);
+        }
+        let bytes = result?;
+        Resp::decode(bytes.as_slice()).map(Response::new).map_err(|e| Status::internal(format!("encoding the answer: {e}")))
+    }
+
+    async fn answer<Req: Message>(&self, report: &str, rpc: &str, who: &super::Principal, req: &Req, log: &RequestLog) -> Result<Vec<u8>, Status> {
+        let req_desc = self.message(&format!("{rpc}Request"))?;
+        let resp_desc = self.message(&format!("{rpc}Response"))?;
+        let dynamic = DynamicMessage::decode(req_desc.clone(), req.encode_to_vec().as_slice()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut fields: Vec<FieldDescriptor> = req_desc.fields().collect();
+        fields.sort_by_key(|f| f.number());
+        let mut args = Vec::with_capacity(fields.len());
+        for f in &fields {
+            args.push(literal(&dynamic, f)?);
+            if f.name() == "org_id" && !who.sees_all() {
+                if let Some(Value::String(org)) = dynamic.has_field(f).then(|| dynamic.get_field(f).into_owned()) {
+                    self.check_org(who, &org).await?;
+                }
+            }
+        }
+        while args.last().is_some_and(|a| a == "NULL") {
+            args.pop();
+        }
+        let order = self.order.get(report).map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
+        let sql = format!("SELECT * FROM {report}({}){order}", args.join(", "));
+
+        let permit = self.state.admission.admit().await?;
+        let engine = self.state.sessions.engine_for(who).await?;
+        let ctx = engine.query_context(Some(self.state.limits.query_memory)).map_err(|e| Status::internal(e.to_string()))?;
+        let plan = query::plan_sql(&ctx, &sql, &self.state.limits).await?;
+        let schema = wire_schema(plan.schema().as_arrow());
+        let mut stream = query::execute(query::Execution {
+            ctx,
+            plan,
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            principal: who.name.clone(),
+            sql: sql.clone(),
+            permit,
+            registry: self.state.registry.clone(),
+            limits: self.state.limits.clone(),
+            tally: log.tally(),
+            schema,
+        })
+        .await?;
+
+        let rows_field = resp_desc.get_field_by_name("rows").ok_or_else(|| Status::internal(format!("{rpc}Response has no rows")))?;
+        let Kind::Message(row_desc) = rows_field.kind() else { return Err(Status::internal("rows is not a message")) };
+        let mut rows: Vec<Value> = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            fill_rows(&batch, &row_desc, &mut rows)?;
+        }
+        let mut resp = DynamicMessage::new(resp_desc.clone());
+        resp.set_field(&rows_field, Value::List(rows));
+        if let Some(f) = resp_desc.get_field_by_name("sql") {
+            resp.set_field(&f, Value::String(sql));
+        }
+        Ok(resp.encode_to_vec())
+    }
+
+    /// A scoped token may name only its own accounts.
+    async fn check_org(&self, who: &super::Principal, org: &str) -> Result<(), Status> {
+        let engine = self.state.sessions.engine_for(who).await?;
+        let sql = format!("SELECT CAST(org_id AS VARCHAR) FROM accounts WHERE org_id = {}", sql_str(org));
+        let found = crate::reports::distinct_strings(engine.ctx(), &sql).await.map_err(|e| query::df_status(&e, &self.state.limits))?;
+        if found.is_empty() {
+            return Err(Status::permission_denied(format!("org_id '{org}' is not among this token's accounts")));
+        }
+        Ok(())
+    }
+}
+
+/// One request field as a SQL argument: NULL when unset (the report's
+/// default), a list as a comma-separated string.
+fn literal(msg: &DynamicMessage, f: &FieldDescriptor) -> Result<String, Status> {
+    if f.is_list() {
+        let Value::List(items) = msg.get_field(f).into_owned() else { return Ok("NULL".into()) };
+        if items.is_empty() {
+            return Ok("NULL".into());
+        }
+        let parts: Vec<String> = items.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+        return Ok(sql_str(&parts.join(",")));
+    }
+    if !msg.has_field(f) {
+        return Ok("NULL".into());
+    }
+    Ok(match msg.get_field(f).into_owned() {
+        Value::String(s) => sql_str(&s),
+        Value::I64(v) => v.to_string(),
+        Value::I32(v) => v.to_string(),
+        Value::Bool(v) => v.to_string(),
+        Value::F64(v) => v.to_string(),
+        other => return Err(Status::internal(format!("request field {} has an unsupported type {other:?}", f.name()))),
+    })
+}
+
+/// Converts a column to what a field holds.
+fn column_for(col: &ArrayRef, kind: &Kind, name: &str) -> Result<ArrayRef, Status> {
+    let target = match kind {
+        Kind::String => DataType::Utf8,
+        Kind::Int64 => DataType::Int64,
+        Kind::Int32 => DataType::Int32,
+        Kind::Double => DataType::Float64,
+        Kind::Bool => DataType::Boolean,
+        other => return Err(Status::internal(format!("field {name}: unsupported kind {other:?}"))),
+    };
+    arrow::compute::cast(col, &target).map_err(|e| Status::internal(format!("column {name}: {e}")))
+}
+
+fn value_at(col: &ArrayRef, i: usize) -> Option<Value> {
+    if col.is_null(i) {
+        return None;
+    }
+    Some(match col.data_type() {
+        DataType::Utf8 => Value::String(col.as_string::<i32>().value(i).to_string()),
+        DataType::Int64 => Value::I64(col.as_primitive::<Int64Type>().value(i)),
+        DataType::Int32 => Value::I32(col.as_primitive::<Int32Type>().value(i)),
+        DataType::Float64 => Value::F64(col.as_primitive::<Float64Type>().value(i)),
+        DataType::Boolean => Value::Bool(col.as_boolean().value(i)),
+        _ => return None,
+    })
+}
+
+/// Appends one message per row, each field from the column of its name.
+fn fill_rows(batch: &RecordBatch, row: &MessageDescriptor, out: &mut Vec<Value>) -> Result<(), Status> {
+    let schema = batch.schema();
+    let mut columns = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let Some(f) = row.get_field_by_name(field.name()) else {
+            return Err(Status::internal(format!("{} has no field for column {}", row.full_name(), field.name())));
+        };
+        let col = batch.column(i);
+        let converted = if f.is_list() {
+            let DataType::List(_) = col.data_type() else { return Err(Status::internal(format!("column {} is not a list", field.name()))) };
+            let list = col.as_list::<i32>();
+            let values = column_for(list.values(), &f.kind(), field.name())?;
+            (Some(list.clone()), values)
+        } else {
+            (None, column_for(col, &f.kind(), field.name())?)
+        };
+        columns.push((f, converted));
+    }
+    for r in 0..batch.num_rows() {
+        let mut msg = DynamicMessage::new(row.clone());
+        for (f, (list, values)) in &columns {
+            match list {
+                Some(l) if !l.is_null(r) => {
+                    let (start, end) = (l.value_offsets()[r] as usize, l.value_offsets()[r + 1] as usize);
+                    let items: Vec<Value> = (start..end).filter_map(|j| value_at(values, j)).collect();
+                    msg.set_field(f, Value::List(items));
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(v) = value_at(values, r) {
+                        msg.set_field(f, v);
+                    }
+                }
+            }
+        }
+        out.push(Value::Message(msg));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl proto::reports_server::Reports for ReportService {
+    async fn account_usage(&self, r: Request<proto::AccountUsageRequest>) -> Result<Response<proto::AccountUsageResponse>, Status> {
+        self.run("account_usage", "AccountUsage", r).await
+    }
+    async fn key_user_usage(&self, r: Request<proto::KeyUserUsageRequest>) -> Result<Response<proto::KeyUserUsageResponse>, Status> {
+        self.run("key_user_usage", "KeyUserUsage", r).await
+    }
+    async fn module_usage_share(&self, r: Request<proto::ModuleUsageShareRequest>) -> Result<Response<proto::ModuleUsageShareResponse>, Status> {
+        self.run("module_usage_share", "ModuleUsageShare", r).await
+    }
+    async fn channel_quality(&self, r: Request<proto::ChannelQualityRequest>) -> Result<Response<proto::ChannelQualityResponse>, Status> {
+        self.run("channel_quality", "ChannelQuality", r).await
+    }
+    async fn funnel(&self, r: Request<proto::FunnelRequest>) -> Result<Response<proto::FunnelResponse>, Status> {
+        self.run("funnel", "Funnel", r).await
+    }
+    async fn retention_matrix(&self, r: Request<proto::RetentionMatrixRequest>) -> Result<Response<proto::RetentionMatrixResponse>, Status> {
+        self.run("retention_matrix", "RetentionMatrix", r).await
+    }
+    async fn feature_retention(&self, r: Request<proto::FeatureRetentionRequest>) -> Result<Response<proto::FeatureRetentionResponse>, Status> {
+        self.run("feature_retention", "FeatureRetention", r).await
+    }
+    async fn magic_number(&self, r: Request<proto::MagicNumberRequest>) -> Result<Response<proto::MagicNumberResponse>, Status> {
+        self.run("magic_number", "MagicNumber", r).await
+    }
+    async fn health_scores(&self, r: Request<proto::HealthScoresRequest>) -> Result<Response<proto::HealthScoresResponse>, Status> {
+        self.run("health_scores", "HealthScores", r).await
+    }
+    async fn declining_accounts(&self, r: Request<proto::DecliningAccountsRequest>) -> Result<Response<proto::DecliningAccountsResponse>, Status> {
+        self.run("declining_accounts", "DecliningAccounts", r).await
+    }
+    async fn intervention_effect(&self, r: Request<proto::InterventionEffectRequest>) -> Result<Response<proto::InterventionEffectResponse>, Status> {
+        self.run("intervention_effect", "InterventionEffect", r).await
+    }
+    async fn account_lifecycle(&self, r: Request<proto::AccountLifecycleRequest>) -> Result<Response<proto::AccountLifecycleResponse>, Status> {
+        self.run("account_lifecycle", "AccountLifecycle", r).await
+    }
+    async fn user_lifecycle(&self, r: Request<proto::UserLifecycleRequest>) -> Result<Response<proto::UserLifecycleResponse>, Status> {
+        self.run("user_lifecycle", "UserLifecycle", r).await
+    }
+}
