@@ -7,6 +7,7 @@ mod repl;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
@@ -475,16 +476,58 @@ async fn run_tour(c: TourCmd) -> CliResult {
         })
         .await?;
     }
-    let engine = c.lake.engine().await?;
+    // Serve the lake as `vitals serve` does, on a free local port with a
+    // one-off token, and ask the tour's questions over Flight SQL like a BI tool.
+    let mut engine = c.lake.engine_args()?;
+    let secret = format!("tour-{}", uuid::Uuid::new_v4().simple());
+    engine.config.tokens.push(crate::config::TokenConfig {
+        name: "tour".into(),
+        role: crate::config::Role::Analyst,
+        sha256: crate::server::auth::hash_secret(&secret),
+        org_id: None,
+        expires: None,
+    });
+    let listener = crate::server::bind("127.0.0.1:0".parse()?).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let args = crate::server::ServeArgs {
+        engine,
+        config_path: None,
+        limits: crate::server::Limits::default(),
+        tls: None,
+        shutdown_grace: std::time::Duration::from_secs(5),
+    };
+    let server = tokio::spawn(crate::server::serve(args, listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+    let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+    client.set_token(secret);
+
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    if let (Some(first), Some(last)) = (engine.summary().first_day, engine.summary().last_day) {
-        writeln!(out, "\nLake {}: events from {first} to {last}.", c.lake.lake)?;
-    }
-    for (title, sql) in TOUR {
+    writeln!(out, "\nServing {} on {addr} (Arrow Flight SQL); every answer below came over it, as a BI tool's would.", c.lake.lake)?;
+    let span = "SELECT min(event_date) AS first_day, max(event_date) AS last_day, count(*) AS events FROM events";
+    let steps = std::iter::once(("The lake", span)).chain(TOUR.iter().copied());
+    for (title, sql) in steps {
         writeln!(out, "\n== {title}\n   {sql}\n")?;
-        run_query(&engine, sql, Format::Table, 50, &mut out).await?;
+        let info = client.execute(sql.to_string(), None).await?;
+        let schema = Arc::new(info.clone().try_decode_schema()?);
+        let mut batches = Vec::new();
+        for endpoint in info.endpoint {
+            let Some(ticket) = endpoint.ticket else { continue };
+            let mut stream = client.do_get(ticket).await?;
+            while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+                batches.push(batch?);
+            }
+        }
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        write!(out, "{}", render::table(&schema, &batches, 50)?)?;
+        writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
     }
-    writeln!(out, "\nNext: `vitals report` lists the reports; `vitals tables` lists everything; `vitals sql` opens a prompt.")?;
+    writeln!(out, "\nNext: `vitals serve` for BI tools and dashboards; `vitals report` lists the reports; `vitals sql` opens a prompt.")?;
+    drop(out);
+    let _ = stop.send(());
+    server.await.map_err(|e| format!("server task: {e}"))??;
     Ok(())
 }

@@ -41,10 +41,15 @@ pub struct FlightSql {
     pub state: Arc<ServerState>,
 }
 
+/// Prepared statements live at most this long, and at most this many at once.
+const PREPARED_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const MAX_PREPARED: usize = 10_000;
+
 type DataStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
 /// A prepared statement: its SQL, owner and bound parameters.
 pub struct Prepared {
+    pub created: std::time::Instant,
     pub owner: String,
     pub sql: String,
     pub params: Option<RecordBatch>,
@@ -342,7 +347,14 @@ impl FlightSqlService for FlightSql {
         let dataset = wire_schema(planned.schema().as_arrow());
         let handle = new_id();
         let mut map = self.state.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(handle.clone(), Prepared { owner: who.name.clone(), sql: query.query.clone(), params: None });
+        // Clients that never close their statements must not grow the server without bound.
+        map.retain(|_, p| p.created.elapsed() < PREPARED_TTL);
+        if map.len() >= MAX_PREPARED {
+            if let Some(oldest) = map.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone()) {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(handle.clone(), Prepared { created: std::time::Instant::now(), owner: who.name.clone(), sql: query.query.clone(), params: None });
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
             dataset_schema: ipc_schema(&dataset)?,

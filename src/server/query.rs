@@ -42,6 +42,21 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
+impl Default for Limits {
+    /// The defaults of `vitals serve`'s flags.
+    fn default() -> Self {
+        Limits {
+            query_memory: 2 << 30,
+            query_timeout: Duration::from_secs(60),
+            max_concurrent: 4,
+            max_queued: 16,
+            queue_timeout: Duration::from_secs(10),
+            max_rows: 10_000_000,
+            max_bytes: 1 << 30,
+        }
+    }
+}
+
 /// The one mapping from an engine error to a gRPC status. A user's mistake is
 /// INVALID_ARGUMENT with the engine's reason; an exhausted memory pool is
 /// RESOURCE_EXHAUSTED; anything else is INTERNAL without details (they could
@@ -265,6 +280,8 @@ impl Registry {
     /// A query cancelled before it started stays cancelled.
     pub fn start(&self, id: &str, principal: &str, sql: &str) -> watch::Receiver<bool> {
         let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // Cancellations of queries that never started are forgotten after a while.
+        map.retain(|_, r| !r.sql.is_empty() || r.started.elapsed() < Duration::from_secs(600));
         let entry = map.entry(id.to_string()).or_insert_with(|| Running {
             principal: principal.to_string(),
             sql: sql.to_string(),
@@ -272,6 +289,7 @@ impl Registry {
             cancel: watch::channel(false).0,
         });
         entry.started = Instant::now();
+        entry.sql = sql.to_string();
         entry.cancel.subscribe()
     }
 
@@ -423,4 +441,52 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
         Some((item, st))
     });
     Ok(Box::pin(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_marks_become_numbered_placeholders_outside_quotes() {
+        assert_eq!(number_placeholders("SELECT ? + ?"), "SELECT $1 + $2");
+        assert_eq!(number_placeholders("SELECT '?' AS q, \"a?\" FROM t WHERE x = ?"), "SELECT '?' AS q, \"a?\" FROM t WHERE x = $1");
+        assert_eq!(number_placeholders("SELECT 1 -- why?\n, ?"), "SELECT 1 -- why?\n, $1");
+        assert_eq!(number_placeholders("SELECT $1"), "SELECT $1");
+    }
+
+    #[test]
+    fn the_wire_schema_has_no_view_or_dictionary_types() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Utf8View, false),
+            Field::new("b", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+            Field::new("c", DataType::List(Arc::new(Field::new("item", DataType::Utf8View, true))), true),
+            Field::new("d", DataType::Int64, false),
+        ]);
+        let wire = wire_schema(&schema);
+        let types: Vec<&DataType> = wire.fields().iter().map(|f| f.data_type()).collect();
+        assert_eq!(types[0], &DataType::Utf8);
+        assert_eq!(types[1], &DataType::Utf8);
+        assert_eq!(types[2], &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))));
+        assert_eq!(types[3], &DataType::Int64);
+        assert!(wire.fields().iter().all(|f| f.is_nullable()));
+    }
+
+    #[tokio::test]
+    async fn admission_refuses_past_the_queue() {
+        let limits = Limits { max_concurrent: 1, max_queued: 1, queue_timeout: Duration::from_millis(200), ..Limits::default() };
+        let a = Arc::new(Admission::new(&limits));
+        let first = a.admit().await.expect("a free slot");
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.admit().await.map(|_| ()) })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // One is running, one is waiting: a third is refused at once.
+        assert_eq!(a.admit().await.err().map(|s| s.code()), Some(tonic::Code::ResourceExhausted));
+        // The waiter gives up after the queue timeout.
+        assert_eq!(waiter.await.ok().and_then(|r| r.err()).map(|s| s.code()), Some(tonic::Code::ResourceExhausted));
+        drop(first);
+        assert!(a.admit().await.is_ok());
+    }
 }

@@ -29,7 +29,7 @@ def token_entry(name, role, secret, org_id=None, expires=None):
 class Server:
     """A `vitals serve` process on 127.0.0.1 with a free port."""
 
-    def __init__(self, lake, config, *flags, env=None):
+    def __init__(self, lake, config, *flags, env=None, tls_root=None):
         full_env = dict(os.environ)
         full_env["VITALS_LOG"] = "info"
         full_env.update(env or {})
@@ -50,11 +50,12 @@ class Server:
         self.port = int(m.group(1))
         self.uri = f"grpc://127.0.0.1:{self.port}"
         self.target = f"127.0.0.1:{self.port}"
+        probe = (lambda: fl.FlightClient(f"grpc+tls://127.0.0.1:{self.port}", tls_root_certs=tls_root)) if tls_root else (lambda: fl.FlightClient(self.uri))
         # Wait until it answers (the engine opens after the port is bound).
         deadline = time.time() + 120
         while True:
             try:
-                fl.FlightClient(self.uri).list_actions()
+                probe().list_actions()
             except fl.FlightUnauthenticatedError:
                 break
             except Exception:

@@ -108,6 +108,8 @@ def test_the_tour_generates_the_demo_and_shows_reports(tmp_path):
     out = run("tour", "--lake", lake).stdout
     assert "generating the demo lake" in out
     assert "whose activity fell fastest" in out
+    # The answers came over Arrow Flight SQL from a server the tour started.
+    assert re.search(r"Serving .* on 127\.0\.0\.1:\d+ \(Arrow Flight SQL\)", out), out[:500]
     # The planted declining accounts named by `vitals demo` lead the first table.
     planted_line = next(l for l in out.splitlines() if l.startswith("planted:"))
     declining = planted_line.split("declining in the last 14 days: ")[1].split(";")[0].split(", ")

@@ -5,6 +5,7 @@ lake; scope, auth and limits against exact gRPC status codes."""
 
 import json
 import math
+import subprocess
 import time
 
 import adbc_driver_flightsql.dbapi as flightsql
@@ -496,3 +497,50 @@ def test_a_panic_is_internal_and_the_server_keeps_serving(tight):
     assert "panic" in str(e)
     assert tight.alive()
     assert_next_query_works(tight)
+
+
+# --------------------------------------------------- logs, TLS, shutdown
+
+def test_one_log_line_per_request(server):
+    flight_query(server.uri, "analyst-secret", "SELECT org_id FROM accounts LIMIT 7")
+    time.sleep(0.3)
+    lines = [l for l in server.log_path.read_text().splitlines() if "method=\"DoGet/Statement\"" in l and "principal=ana" in l]
+    assert any("rows=7" in l and "status=Ok" in l and " ms=" in l and " bytes=" in l for l in lines), lines[-3:]
+    refused = [l for l in server.log_path.read_text().splitlines() if "refused a call" in l]
+    assert refused, "unauthenticated calls are logged"
+
+
+def test_tls(lake, config, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    s = Server(lake, config, "--tls-cert", cert, "--tls-key", key, tls_root=cert.read_bytes())
+    try:
+        client = fl.FlightClient(f"grpc+tls://127.0.0.1:{s.port}", tls_root_certs=cert.read_bytes())
+        info = client.get_flight_info(statement_descriptor("SELECT count(*) AS n FROM accounts"), bearer("analyst-secret"))
+        assert client.do_get(info.endpoints[0].ticket, bearer("analyst-secret")).read_all().to_pylist() == [{"n": 120}]
+        # Plain text to a TLS port does not get through.
+        with pytest.raises(fl.FlightError):
+            fl.FlightClient(s.uri).get_flight_info(statement_descriptor("SELECT 1"), fl.FlightCallOptions(headers=[(b"authorization", b"Bearer analyst-secret")], timeout=5))
+    finally:
+        assert s.stop() == 0
+
+
+def test_sigterm_cancels_running_queries_within_the_grace_period(lake, config):
+    s = Server(lake, config, "--shutdown-grace", "2s")
+    client = fl.FlightClient(s.uri)
+    opts = bearer("analyst-secret")
+    info = client.get_flight_info(statement_descriptor(SLOW), opts)
+    job = Background(lambda: drain(client.do_get(info.endpoints[0].ticket, opts)))
+    job.start()
+    time.sleep(1.0)
+    started = time.time()
+    assert s.stop(timeout=30) == 0
+    took = time.time() - started
+    job.join(10)
+    assert 1.5 < took < 15, took
+    assert job.error is not None, "the running query was ended, not left to run"
+    assert "grace period over" in s.log_path.read_text()
