@@ -108,8 +108,11 @@ def statement_descriptor(sql):
     return fl.FlightDescriptor.for_command(_any("CommandStatementQuery", _field_bytes(1, sql.encode())))
 
 
-def cancel_action(info):
-    """The CancelFlightInfo action for a FlightInfo."""
+def cancel_action(info, kind="CancelFlightInfo"):
+    """The action that cancels a FlightInfo's query: Flight's CancelFlightInfo,
+    or Flight SQL's (older) CancelQuery."""
+    if kind == "CancelQuery":
+        return fl.Action("CancelQuery", _any("ActionCancelQueryRequest", _field_bytes(1, info.serialize())))
     return fl.Action("CancelFlightInfo", _field_bytes(1, info.serialize()))
 
 

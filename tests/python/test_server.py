@@ -148,18 +148,19 @@ def test_pyarrow_handshake_query_and_cancel(server):
     table = client.do_get(info.endpoints[0].ticket, opts).read_all()
     assert table.to_pylist() == [{"n": 120}]
 
-    # Cancel a slow query while it runs.
-    info = client.get_flight_info(statement_descriptor(SLOW), opts)
-    job = Background(lambda: drain(client.do_get(info.endpoints[0].ticket, opts)))
-    started = time.time()
-    job.start()
-    time.sleep(1.0)
-    result = list(client.do_action(cancel_action(info), opts))
-    assert len(result) == 1
-    job.join(60)
-    assert not job.is_alive()
-    assert isinstance(job.error, fl.FlightCancelledError), job.error
-    assert time.time() - started < 30
+    # Cancel a slow query while it runs, with either action.
+    for kind in ["CancelFlightInfo", "CancelQuery"]:
+        info = client.get_flight_info(statement_descriptor(SLOW), opts)
+        job = Background(lambda: drain(client.do_get(info.endpoints[0].ticket, opts)))
+        started = time.time()
+        job.start()
+        time.sleep(1.0)
+        result = list(client.do_action(cancel_action(info, kind), opts))
+        assert len(result) == 1
+        job.join(60)
+        assert not job.is_alive()
+        assert isinstance(job.error, fl.FlightCancelledError), (kind, job.error)
+        assert time.time() - started < 30
     # The server goes on.
     assert client.do_get(client.get_flight_info(statement_descriptor("SELECT 2 AS x"), opts).endpoints[0].ticket, opts).read_all().to_pylist() == [{"x": 2}]
 
