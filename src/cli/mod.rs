@@ -218,6 +218,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 impl LakeArgs {
+    /// What an engine over this lake is built from.
     pub fn engine_args(&self) -> CliResult<EngineArgs> {
         let lake = Lake::open(&self.lake, false)?;
         let config = match &self.config {
@@ -232,16 +233,7 @@ impl LakeArgs {
     }
 
     pub async fn engine(&self) -> CliResult<Engine> {
-        let lake = Lake::open(&self.lake, false)?;
-        let config = match &self.config {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
-        let mut args = EngineArgs::new(lake);
-        args.config = config;
-        args.views_dir = self.views.clone();
-        args.memory_limit = self.memory_limit;
-        Ok(Engine::open(args).await?)
+        Ok(Engine::open(self.engine_args()?).await?)
     }
 }
 

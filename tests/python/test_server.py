@@ -33,6 +33,16 @@ CSM = "bruno.silva"
 SLOW = "SELECT sum(value % 7) AS n FROM generate_series(1, 100000000000)"
 
 
+def start_slow(uri, secret="analyst-secret"):
+    """Starts SLOW over Flight SQL in a thread; returns (client, info, job)."""
+    client = fl.FlightClient(uri)
+    opts = bearer(secret)
+    info = client.get_flight_info(statement_descriptor(SLOW), opts)
+    job = Background(lambda: drain(client.do_get(info.endpoints[0].ticket, opts)))
+    job.start()
+    return client, info, job
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     path = tmp_path_factory.mktemp("served") / "lake"
@@ -166,11 +176,7 @@ def test_pyarrow_handshake_query_and_cancel(server):
 
 
 def test_only_the_owner_or_an_admin_cancels_a_query(server):
-    client = fl.FlightClient(server.uri)
-    opts = bearer("analyst-secret")
-    info = client.get_flight_info(statement_descriptor(SLOW), opts)
-    job = Background(lambda: drain(client.do_get(info.endpoints[0].ticket, opts)))
-    job.start()
+    client, info, job = start_slow(server.uri)
     time.sleep(1.0)
     with pytest.raises(fl.FlightUnauthorizedError):
         list(client.do_action(cancel_action(info), bearer("csm-secret")))
@@ -479,11 +485,7 @@ def test_result_size_limit(tight):
 
 
 def test_concurrency_limit(tight):
-    client = fl.FlightClient(tight.uri)
-    opts = bearer("analyst-secret")
-    info = client.get_flight_info(statement_descriptor(SLOW), opts)
-    job = Background(lambda: drain(client.do_get(info.endpoints[0].ticket, opts)))
-    job.start()
+    client, info, job = start_slow(tight.uri)
     time.sleep(0.8)
     e = flight_error(tight.uri, "SELECT 1 AS x")
     assert e is not None and "resource exhausted error" in str(e) and "busy" in str(e), e
@@ -532,11 +534,7 @@ def test_tls(lake, config, tmp_path):
 
 def test_sigterm_cancels_running_queries_within_the_grace_period(lake, config):
     s = Server(lake, config, "--shutdown-grace", "2s")
-    client = fl.FlightClient(s.uri)
-    opts = bearer("analyst-secret")
-    info = client.get_flight_info(statement_descriptor(SLOW), opts)
-    job = Background(lambda: drain(client.do_get(info.endpoints[0].ticket, opts)))
-    job.start()
+    client, info, job = start_slow(s.uri)
     time.sleep(1.0)
     started = time.time()
     assert s.stop(timeout=30) == 0
