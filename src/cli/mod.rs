@@ -169,6 +169,10 @@ pub struct SqlCmd {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Print to stderr how long the query took (planning, running and writing
+    /// the result; start-up not included), as `query seconds: 1.234`.
+    #[arg(long)]
+    pub timing: bool,
     /// The query; without it an interactive prompt opens.
     pub query: Option<String>,
 }
@@ -326,8 +330,12 @@ async fn run_sql(c: SqlCmd) -> CliResult {
         Some(q) => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
+            let started = std::time::Instant::now();
             run_query(&engine, q, c.output.format, c.output.max_rows, &mut out).await?;
             out.flush()?;
+            if c.timing {
+                eprintln!("query seconds: {:.4}", started.elapsed().as_secs_f64());
+            }
             Ok(())
         }
         None => repl::run(&engine, c.output.format, c.output.max_rows).await,
