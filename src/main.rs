@@ -7,7 +7,24 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns off transparent huge pages for this process. Queries allocate and
+/// free large buffers at a high rate; with huge pages every fresh fault zeroes
+/// 2 MiB, and a funnel over 20M events spent 60% of its time (3.5 of 4.7 CPU
+/// seconds, in the kernel) clearing pages. With 4 KiB pages it is 1.7 CPU seconds.
+#[cfg(target_os = "linux")]
+fn no_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only this
+    // process's page policy; a failure (an old kernel) leaves the default.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_transparent_huge_pages() {}
+
 fn main() {
+    no_transparent_huge_pages();
     let cli = vitals::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
