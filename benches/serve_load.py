@@ -100,20 +100,23 @@ def main():
             with lock:
                 results.append((kind, time.perf_counter() - start, ok))
 
-    # Warm-up: one of each, unmeasured.
-    stub = pb_grpc.ReportsStub(grpc.insecure_channel(server.target))
-    for _, call in kinds:
-        call(stub, md)
-    deadline = time.time() + args.seconds
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-    began = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.time() - began
-    peak = peak_rss_mib(server.proc.pid)
-    assert server.stop() == 0
+    try:
+        # Warm-up: one of each, unmeasured.
+        stub = pb_grpc.ReportsStub(grpc.insecure_channel(server.target))
+        for _, call in kinds:
+            call(stub, md)
+        deadline = time.time() + args.seconds
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+        began = time.time()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.time() - began
+        peak = peak_rss_mib(server.proc.pid)
+    finally:
+        code = server.stop()
+    assert code == 0, f"vitals serve exited with {code}"
 
     print(f"\n{events} events, {args.clients} clients, {wall:.0f} s, server peak RSS {peak:.0f} MiB")
     print("| call | calls | errors | calls/s | p50 ms | p99 ms |")
