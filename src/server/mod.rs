@@ -61,7 +61,12 @@ pub struct Sessions {
     base: EngineArgs,
     all: Arc<Engine>,
     scoped: tokio::sync::Mutex<HashMap<Vec<String>, Arc<Engine>>>,
+    /// Each CSM's accounts, looked up at most once a minute (not on every call).
+    csm_accounts: Mutex<HashMap<String, (Instant, Vec<String>)>>,
 }
+
+/// How long a CSM's list of accounts is reused before it is read again.
+const CSM_ACCOUNTS_TTL: Duration = Duration::from_secs(60);
 
 impl Sessions {
     /// The engine that sees every account.
@@ -69,21 +74,30 @@ impl Sessions {
         &self.all
     }
 
+    async fn csm_accounts(&self, csm: &str) -> Result<Vec<String>, Status> {
+        let cached = self.csm_accounts.lock().unwrap_or_else(|p| p.into_inner()).get(csm).cloned();
+        if let Some((at, orgs)) = cached {
+            if at.elapsed() < CSM_ACCOUNTS_TTL {
+                return Ok(orgs);
+            }
+        }
+        let sql = format!("SELECT DISTINCT CAST(org_id AS VARCHAR) FROM accounts WHERE csm = {}", crate::config::sql_str(csm));
+        let set = crate::reports::distinct_strings(self.all.ctx(), &sql).await.map_err(|e| {
+            tracing::error!("looking up the accounts of csm {csm}: {e}");
+            Status::internal("cannot look up this token's accounts")
+        })?;
+        let mut orgs: Vec<String> = set.into_iter().collect();
+        orgs.sort();
+        self.csm_accounts.lock().unwrap_or_else(|p| p.into_inner()).insert(csm.to_string(), (Instant::now(), orgs.clone()));
+        Ok(orgs)
+    }
+
     /// The engine whose tables yield exactly the rows `who` may see.
     pub async fn engine_for(&self, who: &Principal) -> Result<Arc<Engine>, Status> {
         let orgs: Vec<String> = match who.role {
             Role::Admin | Role::Analyst => return Ok(self.all.clone()),
             Role::Account => who.org_id.iter().cloned().collect(),
-            Role::Csm => {
-                let sql = format!("SELECT DISTINCT CAST(org_id AS VARCHAR) FROM accounts WHERE csm = {}", crate::config::sql_str(&who.name));
-                let set = crate::reports::distinct_strings(self.all.ctx(), &sql).await.map_err(|e| {
-                    tracing::error!("looking up the accounts of csm {}: {e}", who.name);
-                    Status::internal("cannot look up this token's accounts")
-                })?;
-                let mut v: Vec<String> = set.into_iter().collect();
-                v.sort();
-                v
-            }
+            Role::Csm => self.csm_accounts(&who.name).await?,
         };
         let mut map = self.scoped.lock().await;
         if let Some(e) = map.get(&orgs) {
@@ -168,7 +182,7 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
     let xdbc = flight::xdbc_info().map_err(|e| ServerError::Setup(e.to_string()))?;
     let state = Arc::new(ServerState {
         auth: auth.clone(),
-        sessions: Sessions { base: args.engine.clone(), all, scoped: Default::default() },
+        sessions: Sessions { base: args.engine.clone(), all, scoped: Default::default(), csm_accounts: Default::default() },
         admission: Admission::new(&args.limits),
         limits: args.limits.clone(),
         registry: Arc::new(Registry::default()),

@@ -59,6 +59,7 @@ impl ReportService {
         let req_desc = self.message(&format!("{rpc}Request"))?;
         let resp_desc = self.message(&format!("{rpc}Response"))?;
         let dynamic = DynamicMessage::decode(req_desc.clone(), req.encode_to_vec().as_slice()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let engine = self.state.sessions.engine_for(who).await?;
         let mut fields: Vec<FieldDescriptor> = req_desc.fields().collect();
         fields.sort_by_key(|f| f.number());
         let mut args = Vec::with_capacity(fields.len());
@@ -66,7 +67,7 @@ impl ReportService {
             args.push(literal(&dynamic, f)?);
             if f.name() == "org_id" && !who.sees_all() {
                 if let Some(Value::String(org)) = dynamic.has_field(f).then(|| dynamic.get_field(f).into_owned()) {
-                    self.check_org(who, &org).await?;
+                    self.check_org(&engine, &org).await?;
                 }
             }
         }
@@ -77,7 +78,6 @@ impl ReportService {
         let sql = format!("SELECT * FROM {report}({}){order}", args.join(", "));
 
         let permit = self.state.admission.admit().await?;
-        let engine = self.state.sessions.engine_for(who).await?;
         let ctx = engine.query_context(Some(self.state.limits.query_memory)).map_err(|e| Status::internal(e.to_string()))?;
         let plan = query::plan_sql(&ctx, &sql, &self.state.limits).await?;
         let schema = wire_schema(plan.schema().as_arrow());
@@ -111,8 +111,7 @@ impl ReportService {
     }
 
     /// A scoped token may name only its own accounts.
-    async fn check_org(&self, who: &super::Principal, org: &str) -> Result<(), Status> {
-        let engine = self.state.sessions.engine_for(who).await?;
+    async fn check_org(&self, engine: &crate::engine::Engine, org: &str) -> Result<(), Status> {
         let sql = format!("SELECT CAST(org_id AS VARCHAR) FROM accounts WHERE org_id = {}", sql_str(org));
         let found = crate::reports::distinct_strings(engine.ctx(), &sql).await.map_err(|e| query::df_status(&e, &self.state.limits))?;
         if found.is_empty() {
