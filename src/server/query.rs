@@ -231,9 +231,7 @@ impl Admission {
             return Ok(p);
         }
         let waiting = self.queued.fetch_add(1, Ordering::SeqCst);
-        let _leave = scopeguard(|| {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-        });
+        let _leave = Waiting(&self.queued);
         let busy = || {
             Status::resource_exhausted(format!(
                 "the server is busy: {} queries running and {} waiting (--max-concurrent-queries, --max-queued-queries); try again shortly",
@@ -250,14 +248,13 @@ impl Admission {
     }
 }
 
-struct Guard<F: FnMut()>(F);
-impl<F: FnMut()> Drop for Guard<F> {
+/// Counts a query as waiting for as long as it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        (self.0)()
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-fn scopeguard<F: FnMut()>(f: F) -> Guard<F> {
-    Guard(f)
 }
 
 /// One running query, as the cancel action finds it.
@@ -325,6 +322,18 @@ impl Registry {
     }
 }
 
+/// Removes a query from the registry when dropped.
+struct Finish {
+    registry: Arc<Registry>,
+    id: String,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.registry.finish(&self.id);
+    }
+}
+
 /// What a finished or failed stream reports to the request log.
 #[derive(Default)]
 pub struct Tally {
@@ -357,20 +366,8 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
     let Execution { ctx, plan, id, principal, sql, permit, registry, limits, tally, schema } = ex;
     let deadline = tokio::time::Instant::now() + limits.query_timeout;
     let mut cancel = registry.start(&id, &principal, &sql);
-    let done = {
-        let registry = registry.clone();
-        let id = id.clone();
-        move || registry.finish(&id)
-    };
-    let finish = Arc::new(Mutex::new(Some(done)));
-    let run_finish = {
-        let finish = finish.clone();
-        move || {
-            if let Some(f) = finish.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                f()
-            }
-        }
-    };
+    // Leaves the registry when the query ends, however it ends.
+    let finish = Finish { registry, id };
     let timeout_status = || Status::deadline_exceeded(format!("the query ran past its timeout of {:?} (--query-timeout)", limits.query_timeout));
     let start = AssertUnwindSafe(async {
         let df = ctx.execute_logical_plan(plan).await?;
@@ -379,12 +376,12 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
     .catch_unwind();
     let stream: SendableRecordBatchStream = tokio::select! {
         biased;
-        _ = cancel.wait_for(|c| *c) => { run_finish(); return Err(Status::cancelled("the query was cancelled")) }
-        _ = tokio::time::sleep_until(deadline) => { run_finish(); return Err(timeout_status()) }
+        _ = cancel.wait_for(|c| *c) => return Err(Status::cancelled("the query was cancelled")),
+        _ = tokio::time::sleep_until(deadline) => return Err(timeout_status()),
         r = start => match r {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => { run_finish(); return Err(df_status(&e, &limits)) }
-            Err(_) => { run_finish(); return Err(panic_status()) }
+            Ok(Err(e)) => return Err(df_status(&e, &limits)),
+            Err(_) => return Err(panic_status()),
         }
     };
     struct State {
@@ -396,7 +393,7 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
         tally: Arc<Tally>,
         over: bool,
         _permit: OwnedSemaphorePermit,
-        _finish: Guard<Box<dyn FnMut() + Send>>,
+        _finish: Finish,
     }
     let state = State {
         inner: AssertUnwindSafe(stream).catch_unwind(),
@@ -407,7 +404,7 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
         tally,
         over: false,
         _permit: permit,
-        _finish: Guard(Box::new(run_finish)),
+        _finish: finish,
     };
     let s = futures::stream::unfold(state, |mut st| async move {
         if st.over {
