@@ -103,6 +103,11 @@ def _any(type_name, payload):
     return _field_bytes(1, url) + _field_bytes(2, payload)
 
 
+def command_descriptor(type_name, payload=b""):
+    """A FlightDescriptor for any Flight SQL command message."""
+    return fl.FlightDescriptor.for_command(_any(type_name, payload))
+
+
 def statement_descriptor(sql):
     """A FlightDescriptor for CommandStatementQuery{query}."""
     return fl.FlightDescriptor.for_command(_any("CommandStatementQuery", _field_bytes(1, sql.encode())))

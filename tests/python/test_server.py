@@ -20,6 +20,7 @@ from server_util import (
     Server,
     bearer,
     cancel_action,
+    command_descriptor,
     drain,
     flight_query,
     statement_descriptor,
@@ -148,6 +149,27 @@ def test_flight_info_schema_is_the_streamed_schema(server):
 
 
 # ---------------------------------------------------------- pyarrow.flight
+
+def test_sql_info_table_types_and_xdbc_type_info(server):
+    client = fl.FlightClient(server.uri)
+    opts = bearer("analyst-secret")
+
+    def fetch(kind):
+        info = client.get_flight_info(command_descriptor(kind), opts)
+        table = client.do_get(info.endpoints[0].ticket, opts).read_all()
+        assert table.schema == info.schema, kind
+        return table.to_pylist()
+
+    info = {r["info_name"]: r["value"] for r in fetch("CommandGetSqlInfo")}
+    assert info[0] == "vitals"  # FLIGHT_SQL_SERVER_NAME
+    assert info[3] is True  # FLIGHT_SQL_SERVER_READ_ONLY
+    assert info[9] is True  # FLIGHT_SQL_SERVER_CANCEL
+    assert {r["table_type"] for r in fetch("CommandGetTableTypes")} == {"TABLE", "VIEW", "LOCAL TEMPORARY"}
+    types = {r["type_name"] for r in fetch("CommandGetXdbcTypeInfo")}
+    assert {"VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP"} <= types
+    schemas = fetch("CommandGetDbSchemas")
+    assert {"catalog_name": "datafusion", "db_schema_name": "public"} in schemas
+
 
 def test_pyarrow_handshake_query_and_cancel(server):
     client = fl.FlightClient(server.uri)
