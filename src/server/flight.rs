@@ -82,6 +82,12 @@ fn encode(schema: SchemaRef, batches: ResultStream, log: RequestLog) -> DataStre
     Box::pin(out)
 }
 
+/// The FlightInfo of a metadata command: its fixed schema, and the command itself as the ticket.
+fn command_info(request: Request<FlightDescriptor>, schema: SchemaRef, command: Vec<u8>) -> Result<Response<FlightInfo>, Status> {
+    principal(&request)?;
+    Ok(Response::new(flight_info(&schema, command, request.into_inner())?))
+}
+
 fn one_batch(batch: RecordBatch) -> ResultStream {
     Box::pin(futures::stream::once(async move { Ok(batch) }))
 }
@@ -121,42 +127,13 @@ fn ticket_query_id(ticket: &[u8]) -> Option<String> {
 impl FlightSql {
     /// Plans SQL for a principal and returns the schema a client will get.
     async fn plan_schema(&self, who: &Principal, sql: &str, params: Option<&RecordBatch>) -> Result<SchemaRef, Status> {
-        let engine = self.state.sessions.engine_for(who).await?;
-        let ctx = engine.query_context(None).map_err(|e| Status::internal(e.to_string()))?;
-        let plan = query::plan_sql(&ctx, sql, &self.state.limits).await?;
-        let plan = match params {
-            Some(p) => query::bind(plan, Some(p))?,
-            None => plan,
-        };
+        let (_, plan) = self.state.plan(who, sql, params, false).await?;
         Ok(wire_schema(plan.schema().as_arrow()))
     }
 
     /// Admits, plans and starts one query; its batches stream to the client.
     async fn run(&self, who: &Principal, id: String, sql: &str, params: Option<&RecordBatch>, log: RequestLog) -> Result<Response<DataStream>, Status> {
-        let permit = self.state.admission.admit().await.inspect_err(|s| log.fail(s))?;
-        let result = async {
-            let engine = self.state.sessions.engine_for(who).await?;
-            let ctx = engine.query_context(Some(self.state.limits.query_memory)).map_err(|e| Status::internal(e.to_string()))?;
-            let plan = query::plan_sql(&ctx, sql, &self.state.limits).await?;
-            let plan = query::bind(plan, params)?;
-            let schema = wire_schema(plan.schema().as_arrow());
-            let stream = query::execute(query::Execution {
-                ctx,
-                plan,
-                id,
-                principal: who.name.clone(),
-                sql: sql.to_string(),
-                permit,
-                registry: self.state.registry.clone(),
-                limits: self.state.limits.clone(),
-                tally: log.tally(),
-                schema: schema.clone(),
-            })
-            .await?;
-            Ok::<_, Status>((schema, stream))
-        }
-        .await;
-        match result {
+        match self.state.start(who, id, sql, params, log.tally()).await {
             Ok((schema, stream)) => Ok(Response::new(encode(schema, stream, log))),
             Err(s) => {
                 log.fail(&s);
@@ -329,13 +306,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let who = principal(&request)?;
         let log = RequestLog::new(&who, "CreatePreparedStatement");
-        let planned = async {
-            let engine = self.state.sessions.engine_for(&who).await?;
-            let ctx = engine.query_context(None).map_err(|e| Status::internal(e.to_string()))?;
-            query::plan_sql(&ctx, &query.query, &self.state.limits).await
-        }
-        .await
-        .inspect_err(|s| log.fail(s))?;
+        let (_, planned) = self.state.plan(&who, &query.query, None, false).await.inspect_err(|s| log.fail(s))?;
         let types = planned.get_parameter_types().map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut names: Vec<(usize, String)> =
             types.keys().map(|k| (k.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX), k.clone())).collect();
@@ -423,9 +394,8 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        command_info(request, schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_catalogs(&self, query: CommandGetCatalogs, request: Request<Ticket>) -> Result<Response<DataStream>, Status> {
@@ -440,9 +410,8 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn get_flight_info_schemas(&self, query: CommandGetDbSchemas, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        command_info(request, schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_schemas(&self, query: CommandGetDbSchemas, request: Request<Ticket>) -> Result<Response<DataStream>, Status> {
@@ -462,9 +431,8 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn get_flight_info_tables(&self, query: CommandGetTables, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        command_info(request, schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_tables(&self, query: CommandGetTables, request: Request<Ticket>) -> Result<Response<DataStream>, Status> {
@@ -475,9 +443,8 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn get_flight_info_table_types(&self, query: CommandGetTableTypes, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        command_info(request, schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_table_types(&self, query: CommandGetTableTypes, request: Request<Ticket>) -> Result<Response<DataStream>, Status> {
@@ -491,9 +458,8 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
         let schema = query.clone().into_builder(&self.state.sql_info).schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        command_info(request, schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_sql_info(&self, query: CommandGetSqlInfo, request: Request<Ticket>) -> Result<Response<DataStream>, Status> {
@@ -504,9 +470,8 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn get_flight_info_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
         let schema = query.clone().into_builder(&self.state.xdbc).schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        command_info(request, schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<Ticket>) -> Result<Response<DataStream>, Status> {

@@ -127,6 +127,53 @@ pub struct ServerState {
     pub xdbc: arrow_flight::sql::metadata::XdbcTypeInfoData,
 }
 
+impl ServerState {
+    /// Plans client SQL in `who`'s scope with parameters bound. With
+    /// `own_pool`, in a context with its own memory pool (to run it);
+    /// without, in the shared one (to learn its schema).
+    pub async fn plan(
+        &self,
+        who: &Principal,
+        sql: &str,
+        params: Option<&arrow::array::RecordBatch>,
+        own_pool: bool,
+    ) -> Result<(datafusion::prelude::SessionContext, datafusion::logical_expr::LogicalPlan), Status> {
+        let engine = self.sessions.engine_for(who).await?;
+        let memory = own_pool.then_some(self.limits.query_memory);
+        let ctx = engine.query_context(memory).map_err(|e| Status::internal(e.to_string()))?;
+        let plan = query::bind(query::plan_sql(&ctx, sql, &self.limits).await?, params)?;
+        Ok((ctx, plan))
+    }
+
+    /// Admits, plans and starts one query under the limits: its wire schema and batches.
+    pub async fn start(
+        &self,
+        who: &Principal,
+        id: String,
+        sql: &str,
+        params: Option<&arrow::array::RecordBatch>,
+        tally: Arc<Tally>,
+    ) -> Result<(arrow::datatypes::SchemaRef, query::ResultStream), Status> {
+        let permit = self.admission.admit().await?;
+        let (ctx, plan) = self.plan(who, sql, params, true).await?;
+        let schema = query::wire_schema(plan.schema().as_arrow());
+        let stream = query::execute(query::Execution {
+            ctx,
+            plan,
+            id,
+            principal: who.name.clone(),
+            sql: sql.to_string(),
+            permit,
+            registry: self.registry.clone(),
+            limits: self.limits.clone(),
+            tally,
+            schema: schema.clone(),
+        })
+        .await?;
+        Ok((schema, stream))
+    }
+}
+
 /// The principal the auth interceptor put on a request.
 pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
     request.extensions().get::<Principal>().cloned().ok_or_else(|| Status::unauthenticated("no credentials"))

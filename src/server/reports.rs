@@ -14,7 +14,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use tonic::{Request, Response, Status};
 
-use super::query::{self, wire_schema};
+use super::query;
 use super::{principal, proto, RequestLog, ServerState};
 use crate::config::sql_str;
 
@@ -77,23 +77,8 @@ impl ReportService {
         let order = self.order.get(report).map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
         let sql = format!("SELECT * FROM {report}({}){order}", args.join(", "));
 
-        let permit = self.state.admission.admit().await?;
-        let ctx = engine.query_context(Some(self.state.limits.query_memory)).map_err(|e| Status::internal(e.to_string()))?;
-        let plan = query::plan_sql(&ctx, &sql, &self.state.limits).await?;
-        let schema = wire_schema(plan.schema().as_arrow());
-        let mut stream = query::execute(query::Execution {
-            ctx,
-            plan,
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            principal: who.name.clone(),
-            sql: sql.clone(),
-            permit,
-            registry: self.state.registry.clone(),
-            limits: self.state.limits.clone(),
-            tally: log.tally(),
-            schema,
-        })
-        .await?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (_, mut stream) = self.state.start(who, id, &sql, None, log.tally()).await?;
 
         let rows_field = resp_desc.get_field_by_name("rows").ok_or_else(|| Status::internal(format!("{rpc}Response has no rows")))?;
         let Kind::Message(row_desc) = rows_field.kind() else { return Err(Status::internal("rows is not a message")) };
