@@ -2,18 +2,18 @@
 //! object store that reaches it. S3 settings come from the standard AWS
 //! environment variables (AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for S3-compatible stores).
 
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use url::Url;
 
+use super::mapped::MappedStore;
 use super::schema::Table;
 use super::{LakeError, Result};
 
@@ -27,7 +27,6 @@ pub struct Lake {
     store: Arc<dyn ObjectStore>,
     /// The root as a path inside `store`.
     prefix: Path,
-    local_root: Option<PathBuf>,
 }
 
 impl Lake {
@@ -58,7 +57,6 @@ impl Lake {
                 root,
                 store: Arc::new(store),
                 prefix: Path::from(prefix),
-                local_root: None,
             });
         }
         if location.contains("://") && !location.starts_with("file://") {
@@ -79,9 +77,8 @@ impl Lake {
         Ok(Lake {
             display: location.to_string(),
             root,
-            store: Arc::new(LocalFileSystem::new()),
+            store: Arc::new(MappedStore::new()),
             prefix,
-            local_root: Some(abs),
         })
     }
 
@@ -93,13 +90,12 @@ impl Lake {
         &self.store
     }
 
-    /// Makes the lake's object store known to a session (local files need nothing).
+    /// Makes the lake's object store known to a session (for a local lake,
+    /// the memory-mapped store in place of DataFusion's own file store).
     pub fn register_store(&self, ctx: &SessionContext) {
-        if self.local_root.is_none() {
-            let mut base = self.root.clone();
-            base.set_path("");
-            ctx.register_object_store(&base, self.store.clone());
-        }
+        let mut base = self.root.clone();
+        base.set_path("");
+        ctx.register_object_store(&base, self.store.clone());
     }
 
     /// The store path of a table's folder.

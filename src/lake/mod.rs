@@ -6,6 +6,8 @@
 pub mod demo;
 pub mod ingest;
 pub mod location;
+pub mod mapped;
+pub mod scan;
 pub mod schema;
 pub mod tables;
 pub mod writer;

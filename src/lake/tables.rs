@@ -13,7 +13,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
-use datafusion::catalog::{Session, TableProvider};
+use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::{provider_as_source, TableType, ViewTable};
 use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder, SortExpr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -22,6 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 
+use super::scan::{dictionary_type, LakeFormat};
 use super::schema::{compatible, Table, EVENT_DATE};
 use super::writer::sort_columns;
 use super::{Lake, LakeError, Result};
@@ -36,14 +38,25 @@ pub struct LakeSummary {
     pub last_day: Option<NaiveDate>,
 }
 
-/// The schema SQL sees: strings as Utf8View, which the Parquet reader
-/// produces without a copy.
+/// The string columns read as dictionaries (see [`scan`](super::scan)): few
+/// distinct values, filtered and grouped on by most reports.
+pub fn dictionary_columns(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Events => &["event"],
+        _ => &[],
+    }
+}
+
+/// The schema SQL sees: dictionary columns as dictionaries, other strings as
+/// Utf8View, both of which the Parquet reader produces without a copy.
 pub fn sql_schema(table: Table) -> SchemaRef {
+    let dictionary = dictionary_columns(table);
     let fields: Vec<Field> = table
         .schema()
         .fields()
         .iter()
         .map(|f| match f.data_type() {
+            DataType::Utf8 if dictionary.contains(&f.name().as_str()) => f.as_ref().clone().with_data_type(dictionary_type()),
             DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
             _ => f.as_ref().clone(),
         })
@@ -73,7 +86,10 @@ pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool, scop
             }
         }
         summary.files.push((table, files.len()));
-        let listing: Arc<dyn TableProvider> = listing_table(ctx, lake, table)?;
+        let listing: Arc<dyn TableProvider> = match table {
+            Table::Events => Arc::new(EventsTable { listing: listing_table(ctx, lake, table)? }),
+            _ => listing_table(ctx, lake, table)?,
+        };
         let provider = match scope {
             Some(orgs) => scoped(table, listing, orgs)?,
             None => listing,
@@ -87,7 +103,7 @@ pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool, scop
 /// The listing table of one lake table.
 pub fn listing_table(ctx: &SessionContext, lake: &Lake, table: Table) -> Result<Arc<ListingTable>> {
     let parquet_opts = ctx.state().table_options().parquet.clone();
-    let format = ParquetFormat::default().with_options(parquet_opts);
+    let format = LakeFormat::new(ParquetFormat::default().with_options(parquet_opts), dictionary_columns(table));
     let order: Vec<SortExpr> = sort_columns(table).iter().map(|c| col(*c).sort(true, false)).collect();
     let mut options = ListingOptions::new(Arc::new(format))
         .with_file_extension(".parquet")
@@ -101,6 +117,119 @@ pub fn listing_table(ctx: &SessionContext, lake: &Lake, table: Table) -> Result<
     let provider = ListingTable::try_new(config)
         .map_err(|e| LakeError::datafusion(format!("table {}", table.name()), e))?;
     Ok(Arc::new(provider))
+}
+
+/// The events listing table, which also prunes `event_date` partitions by
+/// the scan's `event_time` filters.
+///
+/// A file in partition `event_date=D` holds only events whose UTC day is D (the
+/// lake's writer puts them there; the contract says so), so a filter such as
+/// `event_time >= T` implies `event_date >= day(T)`. DataFusion prunes
+/// partitions only by filters on the partition column itself, and a report
+/// filters on event_time; without the implied filter every file is listed and
+/// opened, and since files are split between cores in date order, the files
+/// a recent window needs all land on one core while the other finds nothing.
+#[derive(Debug)]
+pub struct EventsTable {
+    listing: Arc<ListingTable>,
+}
+
+/// The `event_date` filters implied by `event_time` filters (none for the rest).
+pub fn implied_date_filters(filters: &[Expr]) -> Vec<Expr> {
+    use datafusion::logical_expr::{expr::BinaryExpr, Between, Operator};
+    const DAY_US: i64 = 86_400_000_000;
+    let day = |us: i64| lit(ScalarValue::Date32(Some(us.div_euclid(DAY_US) as i32)));
+    let date = || col(EVENT_DATE);
+    let is_time = |e: &Expr| matches!(e, Expr::Column(c) if c.name == "event_time");
+    let mut out = Vec::new();
+    for filter in filters {
+        for conjunct in datafusion::logical_expr::utils::split_conjunction(filter) {
+            match conjunct {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                    // Put the column on the left.
+                    let (value, op) = if is_time(left) {
+                        (timestamp_us(right), *op)
+                    } else if is_time(right) {
+                        match op.swap() {
+                            Some(swapped) => (timestamp_us(left), swapped),
+                            None => continue,
+                        }
+                    } else {
+                        continue;
+                    };
+                    let Some(t) = value else { continue };
+                    match op {
+                        Operator::Gt | Operator::GtEq => out.push(date().gt_eq(day(t))),
+                        Operator::LtEq => out.push(date().lt_eq(day(t))),
+                        Operator::Lt => out.push(date().lt_eq(day(t.saturating_sub(1)))),
+                        Operator::Eq => out.push(date().eq(day(t))),
+                        _ => {}
+                    }
+                }
+                Expr::Between(Between { expr, negated: false, low, high }) if is_time(expr) => {
+                    if let Some(t) = timestamp_us(low) {
+                        out.push(date().gt_eq(day(t)));
+                    }
+                    if let Some(t) = timestamp_us(high) {
+                        out.push(date().lt_eq(day(t)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A timestamp literal as UTC microseconds (any unit; a literal without a zone
+/// is taken as UTC, which is how DataFusion compares it with event_time).
+fn timestamp_us(e: &Expr) -> Option<i64> {
+    let Expr::Literal(v, _) = e else { return None };
+    match v {
+        ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1_000_000),
+        ScalarValue::TimestampMillisecond(Some(x), _) => x.checked_mul(1_000),
+        ScalarValue::TimestampMicrosecond(Some(x), _) => Some(*x),
+        // Rounded down: a bound a fraction of a microsecond early only keeps a day more.
+        ScalarValue::TimestampNanosecond(Some(x), _) => Some(x.div_euclid(1_000)),
+        _ => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for EventsTable {
+    fn schema(&self) -> SchemaRef {
+        self.listing.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        self.listing.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let args = ScanArgs::default().with_projection(projection.map(|p| p.as_slice())).with_filters(Some(filters)).with_limit(limit);
+        Ok(self.scan_with_args(state, args).await?.into_inner())
+    }
+
+    async fn scan_with_args<'a>(&self, state: &dyn Session, args: ScanArgs<'a>) -> datafusion::error::Result<ScanResult> {
+        let given = args.filters().unwrap_or(&[]);
+        let implied = implied_date_filters(given);
+        if implied.is_empty() {
+            return self.listing.scan_with_args(state, args).await;
+        }
+        let all: Vec<Expr> = given.iter().cloned().chain(implied).collect();
+        let args: ScanArgs<'_> = args;
+        self.listing.scan_with_args(state, args.with_filters(Some(&all))).await
+    }
 }
 
 /// One lake table limited to some accounts: a plan that filters on org_id
@@ -215,4 +344,70 @@ async fn check_compatible(lake: &Lake, table: Table, files: &[ObjectMeta]) -> Re
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(us: i64) -> Expr {
+        lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())))
+    }
+
+    fn date(days: i32) -> Expr {
+        lit(ScalarValue::Date32(Some(days)))
+    }
+
+    const DAY: i64 = 86_400_000_000;
+
+    #[test]
+    fn event_time_bounds_imply_whole_days() {
+        let t = col("event_time");
+        let d = || col(EVENT_DATE);
+        // Day 100 at 08:00, and day 100 at midnight.
+        let noon = 100 * DAY + 8 * 3_600_000_000;
+        let midnight = 100 * DAY;
+        let cases = vec![
+            (t.clone().gt_eq(ts(noon)), vec![d().gt_eq(date(100))]),
+            (t.clone().gt(ts(noon)), vec![d().gt_eq(date(100))]),
+            (t.clone().lt_eq(ts(noon)), vec![d().lt_eq(date(100))]),
+            (t.clone().lt(ts(noon)), vec![d().lt_eq(date(100))]),
+            // Strictly before midnight: the day before is the last one.
+            (t.clone().lt(ts(midnight)), vec![d().lt_eq(date(99))]),
+            (t.clone().eq(ts(noon)), vec![d().eq(date(100))]),
+            // The literal first: the operator turns round.
+            (ts(noon).lt_eq(t.clone()), vec![d().gt_eq(date(100))]),
+            (ts(midnight).gt(t.clone()), vec![d().lt_eq(date(99))]),
+            (t.clone().between(ts(noon), ts(noon + 2 * DAY)), vec![d().gt_eq(date(100)), d().lt_eq(date(102))]),
+            (t.clone().gt_eq(ts(noon)).and(t.clone().lt(ts(midnight + 7 * DAY))), vec![d().gt_eq(date(100)), d().lt_eq(date(106))]),
+            // Before 1970: days round down.
+            (t.clone().gt_eq(ts(-1)), vec![d().gt_eq(date(-1))]),
+            // Seconds, milliseconds and nanoseconds are the same instants.
+            (t.clone().gt_eq(lit(ScalarValue::TimestampSecond(Some(noon / 1_000_000), None))), vec![d().gt_eq(date(100))]),
+            (t.clone().gt_eq(lit(ScalarValue::TimestampMillisecond(Some(noon / 1_000), None))), vec![d().gt_eq(date(100))]),
+            (t.clone().lt(lit(ScalarValue::TimestampNanosecond(Some(midnight * 1_000), None))), vec![d().lt_eq(date(99))]),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(implied_date_filters(std::slice::from_ref(&filter)), expected, "{filter}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_implied_where_a_day_range_would_be_wrong() {
+        let t = col("event_time");
+        let none = vec![
+            // Either side of a range: no one range of days.
+            t.clone().lt(ts(DAY)).or(t.clone().gt(ts(5 * DAY))),
+            t.clone().not_between(ts(DAY), ts(5 * DAY)),
+            t.clone().not_eq(ts(DAY)),
+            // Another column, or a value that is not a literal.
+            col("signup_time").gt_eq(ts(DAY)),
+            t.clone().gt_eq(col("signup_time")),
+            t.clone().gt_eq(lit(ScalarValue::TimestampMicrosecond(None, None))),
+            col("event").eq(lit("login")),
+        ];
+        for filter in none {
+            assert!(implied_date_filters(std::slice::from_ref(&filter)).is_empty(), "{filter}");
+        }
+    }
 }

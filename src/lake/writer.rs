@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -48,6 +48,15 @@ fn properties(table: Table) -> Result<WriterProperties> {
         for column in ["event_id", "session_id"] {
             builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
         }
+        // Times within a user's run of rows rise by seconds to hours: as deltas,
+        // bit-packed, they take about half the bytes of zstd over plain values
+        // (no dictionary: nearly every value is distinct), and decoding them,
+        // or skipping rows a filter dropped, needs no decompression pass.
+        let time = ColumnPath::from("event_time");
+        builder = builder
+            .set_column_dictionary_enabled(time.clone(), false)
+            .set_column_encoding(time.clone(), Encoding::DELTA_BINARY_PACKED)
+            .set_column_compression(time, Compression::UNCOMPRESSED);
     }
     Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))

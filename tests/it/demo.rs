@@ -67,7 +67,7 @@ async fn account_usage_agrees_with_a_plain_computation() {
     let cur_start = as_of - Duration::days(days - 1);
     let prev_start = as_of - Duration::days(2 * days - 1);
     // Raw events, aggregated here with plain loops.
-    let raw = common::query(&engine, "SELECT org_id, user_id, event, session_id, event_date, duration_ms FROM events").await;
+    let raw = common::query(&engine, "SELECT org_id, user_id, arrow_cast(event, 'Utf8View') AS event, session_id, event_date, duration_ms FROM events").await;
     let mut per: BTreeMap<(String, bool), Period> = BTreeMap::new();
     let epoch = NaiveDate::default();
     for b in &raw {

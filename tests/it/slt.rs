@@ -27,6 +27,7 @@ fn column_type(t: &DataType) -> DefaultColumnType {
         DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => DefaultColumnType::FloatingPoint,
         t if t.is_integer() => DefaultColumnType::Integer,
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => DefaultColumnType::Text,
+        DataType::Dictionary(_, v) => column_type(v),
         _ => DefaultColumnType::Any,
     }
 }
