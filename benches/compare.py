@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -224,8 +225,27 @@ def normal(rows):
     return out
 
 
-def ensure_lake(millions):
-    lake = ROOT / "data" / "bench" / f"compare-{millions}m"
+def current_layout(lake):
+    """Whether the lake's event files are in the writer's current layout
+    (event_time as bit-packed deltas); a lake made by an older build is remade."""
+    import pyarrow.parquet as pq
+
+    files = sorted((lake / "events").glob("*/*.parquet"))
+    if not files:
+        return False
+    rg = pq.ParquetFile(files[0]).metadata.row_group(0)
+    for i in range(rg.num_columns):
+        col = rg.column(i)
+        if col.path_in_schema == "event_time":
+            return "DELTA_BINARY_PACKED" in col.encodings
+    return False
+
+
+def ensure_lake(millions, root, keep):
+    lake = root / f"compare-{millions}m"
+    if (lake / "events").exists() and not keep and not current_layout(lake):
+        print(f"{lake}: written by an older layout, making it again", file=sys.stderr)
+        shutil.rmtree(lake)
     if not (lake / "events").exists():
         accounts = max(1, int(millions * ACCOUNTS_PER_MILLION))
         subprocess.run([BIN, "demo", "--lake", str(lake), "--accounts", str(accounts)], check=True)
@@ -245,6 +265,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated workloads (default: all)")
     ap.add_argument("--out", default=None, help="also write the report (Markdown) here")
+    ap.add_argument("--lakes", default=str(ROOT / "data" / "bench"), help="folder of the lakes (made there when missing)")
+    ap.add_argument(
+        "--keep-lakes", action="store_true", help="use lakes found as they are, even in an older layout (to time a change to the reader alone)"
+    )
     args = ap.parse_args()
     sizes = [float(s) for s in args.sizes.split(",")]
     engines = ["vitals", "chdb", "duckdb"]
@@ -256,7 +280,7 @@ def main():
         report.append(line)
 
     for millions in sizes:
-        lake = ensure_lake(millions)
+        lake = ensure_lake(millions, Path(args.lakes), args.keep_lakes)
         n, last_day = lake_facts(lake)
         say(f"\n### {n:,} events ({millions:g}M), last day {last_day}\n")
         say("| workload | vitals s | chdb s | duckdb s | vitals/chdb | vitals/duckdb | vitals process s | peak MiB vitals / chdb / duckdb | answers |")

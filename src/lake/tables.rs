@@ -15,6 +15,8 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
 use datafusion::common::ScalarValue;
+use datafusion::datasource::physical_plan::parquet::CachedParquetMetaData;
+use datafusion::execution::cache::cache_manager::CachedFileMetadataEntry;
 use datafusion::datasource::{provider_as_source, TableType, ViewTable};
 use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder, SortExpr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -76,7 +78,7 @@ pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool, scop
     for table in Table::ALL {
         let files = lake.list_files(table).await?;
         if check_files {
-            check_compatible(lake, table, &files).await?;
+            check_compatible(ctx, lake, table, &files).await?;
         }
         if table == Table::Events {
             let days = files.iter().filter_map(|m| partition_day(m.location.as_ref()));
@@ -284,14 +286,18 @@ pub fn partition_day(path: &str) -> Option<NaiveDate> {
 }
 
 /// Reads every file's footer and checks its columns against the contract.
-async fn check_compatible(lake: &Lake, table: Table, files: &[ObjectMeta]) -> Result<()> {
+/// The footers read are left in the session's metadata cache, where planning
+/// and the Parquet reader look first, so no footer is read twice.
+async fn check_compatible(ctx: &SessionContext, lake: &Lake, table: Table, files: &[ObjectMeta]) -> Result<()> {
     let declared = table.schema();
     let required = table.required();
+    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
     futures::stream::iter(files.iter().cloned())
         .map(|meta| {
             let store = lake.store().clone();
             let declared = declared.clone();
             let required = required.clone();
+            let cache = cache.clone();
             async move {
                 let name = lake.relative(&meta.location).to_string();
                 let reader = ParquetObjectReader::new(store, meta.location.clone()).with_file_size(meta.size);
@@ -299,6 +305,10 @@ async fn check_compatible(lake: &Lake, table: Table, files: &[ObjectMeta]) -> Re
                     LakeError::IncompatibleFile { file: name.clone(), column: "-".into(), reason: format!("not a readable Parquet file: {e}") }
                 })?;
                 let found = builder.schema().clone();
+                cache.put(
+                    &meta.location,
+                    CachedFileMetadataEntry::new(meta.clone(), Arc::new(CachedParquetMetaData::new(builder.metadata().clone()))),
+                );
                 // Nulls in a required column would break queries later: name them now.
                 let parquet_schema = builder.parquet_schema();
                 for column in &required {
