@@ -4,6 +4,9 @@ this machine, in one run.
 
     python3 benches/compare.py [--sizes 1,10,20] [--runs 3] [--out FILE]
 
+On a fresh machine it first installs chdb, duckdb and pyarrow from PyPI and
+builds the release binary (unless VITALS_BIN names one), then makes the lakes.
+
 For each size (millions of events, a `vitals demo` lake of about that many)
 and each workload, the engines take turns: one warm-up run each, then `runs`
 rounds of one run per engine. Every run is a fresh process (`vitals sql` with
@@ -225,20 +228,23 @@ def normal(rows):
     return out
 
 
+LAYOUT_CHECK = r"""
+import sys, pyarrow.parquet as pq
+rg = pq.ParquetFile(sys.argv[1]).metadata.row_group(0)
+cols = [rg.column(i) for i in range(rg.num_columns)]
+sys.exit(0 if any(c.path_in_schema == "event_time" and "DELTA_BINARY_PACKED" in c.encodings for c in cols) else 1)
+"""
+
+
 def current_layout(lake):
     """Whether the lake's event files are in the writer's current layout
-    (event_time as bit-packed deltas); a lake made by an older build is remade."""
-    import pyarrow.parquet as pq
-
+    (event_time as bit-packed deltas); a lake made by an older build is remade.
+    Checked in a child process: a child's peak memory counts its parent's at
+    fork, so this process must stay small (no pyarrow, chdb or duckdb here)."""
     files = sorted((lake / "events").glob("*/*.parquet"))
     if not files:
         return False
-    rg = pq.ParquetFile(files[0]).metadata.row_group(0)
-    for i in range(rg.num_columns):
-        col = rg.column(i)
-        if col.path_in_schema == "event_time":
-            return "DELTA_BINARY_PACKED" in col.encodings
-    return False
+    return subprocess.run([sys.executable, "-c", LAYOUT_CHECK, str(files[0])]).returncode == 0
 
 
 def ensure_lake(millions, root, keep):
@@ -259,6 +265,19 @@ def lake_facts(lake):
     return int(row["n"]), date.fromisoformat(row["last"])
 
 
+def prepare():
+    """What a fresh machine lacks: the Python engines (from PyPI) and, unless
+    VITALS_BIN names a binary, an up-to-date release build of vitals."""
+    import importlib.util
+
+    # Looked up, not imported (see current_layout).
+    missing = [m for m in ("chdb", "duckdb", "pyarrow") if importlib.util.find_spec(m) is None]
+    if missing:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+    if "VITALS_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--bin", "vitals"], cwd=ROOT, check=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1,10,20", help="millions of events, comma-separated")
@@ -270,6 +289,7 @@ def main():
         "--keep-lakes", action="store_true", help="use lakes found as they are, even in an older layout (to time a change to the reader alone)"
     )
     args = ap.parse_args()
+    prepare()
     sizes = [float(s) for s in args.sizes.split(",")]
     engines = ["vitals", "chdb", "duckdb"]
     report = []
