@@ -232,13 +232,14 @@ LAYOUT_CHECK = r"""
 import sys, pyarrow.parquet as pq
 rg = pq.ParquetFile(sys.argv[1]).metadata.row_group(0)
 cols = [rg.column(i) for i in range(rg.num_columns)]
-sys.exit(0 if any(c.path_in_schema == "event_time" and "DELTA_BINARY_PACKED" in c.encodings for c in cols) else 1)
+ok = any(c.path_in_schema == "event_time" and c.compression == "UNCOMPRESSED" and not c.has_dictionary_page and "DELTA_BINARY_PACKED" not in c.encodings for c in cols)
+sys.exit(0 if ok else 1)
 """
 
 
 def current_layout(lake):
     """Whether the lake's event files are in the writer's current layout
-    (event_time as bit-packed deltas); a lake made by an older build is remade.
+    (event_time plain and uncompressed); a lake made by an older build is remade.
     Checked in a child process: a child's peak memory counts its parent's at
     fork, so this process must stay small (no pyarrow, chdb or duckdb here)."""
     files = sorted((lake / "events").glob("*/*.parquet"))

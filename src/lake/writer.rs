@@ -48,14 +48,14 @@ fn properties(table: Table) -> Result<WriterProperties> {
         for column in ["event_id", "session_id"] {
             builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
         }
-        // Times within a user's run of rows rise by seconds to hours: as deltas,
-        // bit-packed, they take about half the bytes of zstd over plain values
-        // (no dictionary: nearly every value is distinct), and decoding them,
-        // or skipping rows a filter dropped, needs no decompression pass.
+        // Plain 8-byte values, uncompressed, no dictionary (nearly every value
+        // is distinct). Most queries filter on another column first and then
+        // read event_time only for the rows kept: a plain column skips the
+        // others by moving a pointer, where deltas or zstd must decode them all.
         let time = ColumnPath::from("event_time");
         builder = builder
             .set_column_dictionary_enabled(time.clone(), false)
-            .set_column_encoding(time.clone(), Encoding::DELTA_BINARY_PACKED)
+            .set_column_encoding(time.clone(), Encoding::PLAIN)
             .set_column_compression(time, Compression::UNCOMPRESSED);
     }
     Ok(builder

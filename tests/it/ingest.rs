@@ -38,11 +38,12 @@ async fn files_are_partitioned_sorted_and_compressed() {
         let reader = SerializedFileReader::new(std::fs::File::open(dir.path().join(f)).expect("open")).expect("parquet");
         let meta = reader.metadata();
         let rg = meta.row_group(0);
-        // user_id: zstd over dictionary keys; event_time: bit-packed deltas, nothing to decompress.
+        // user_id: zstd over dictionary keys; event_time: plain values, nothing to decompress or decode to skip.
         assert_eq!(rg.column(3).compression(), parquet::basic::Compression::ZSTD(Default::default()), "{f}");
         assert_eq!(rg.column(1).compression(), parquet::basic::Compression::UNCOMPRESSED, "{f}");
-        assert!(rg.column(1).encodings().any(|e| e == parquet::basic::Encoding::DELTA_BINARY_PACKED), "{f}");
+        assert!(rg.column(1).encodings().any(|e| e == parquet::basic::Encoding::PLAIN), "{f}");
         assert!(!rg.column(1).encodings().any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY), "{f}");
+        assert!(rg.column(1).dictionary_page_offset().is_none(), "{f}");
         let sorting = rg.sorting_columns().expect("sorting columns recorded");
         let idx: Vec<i32> = sorting.iter().map(|s| s.column_idx).collect();
         assert_eq!(idx, vec![2, 3, 1], "sorted by org_id, user_id, event_time");
