@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
@@ -24,6 +24,8 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::statistics::Statistics;
 
 use super::scan::{dictionary_type, LakeFormat};
 use super::schema::{compatible, Table, EVENT_DATE};
@@ -279,6 +281,53 @@ impl TableProvider for ScopedTable {
     }
 }
 
+/// A file in partition `event_date=D` must hold only times of UTC day D, since
+/// filters on event_time skip partitions by that rule ([`EventsTable`]).
+/// Checked by the row groups' statistics; a file without them is taken on trust.
+fn check_partition_day(file: &str, day: NaiveDate, metadata: &ParquetMetaData, schema: &Schema) -> Result<()> {
+    const DAY_US: i64 = 86_400_000_000;
+    let Ok(field) = schema.field_with_name("event_time") else { return Ok(()) };
+    let DataType::Timestamp(unit, _) = field.data_type() else { return Ok(()) };
+    let to_us = |v: i64| match unit {
+        TimeUnit::Second => v.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => v.saturating_mul(1_000),
+        TimeUnit::Microsecond => v,
+        TimeUnit::Nanosecond => v.div_euclid(1_000),
+    };
+    let columns = metadata.file_metadata().schema_descr().columns().to_vec();
+    let Some(idx) = columns.iter().position(|c| c.name() == "event_time") else { return Ok(()) };
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    for rg in metadata.row_groups() {
+        match rg.column(idx).statistics() {
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(lo), Some(hi)) => {
+                    first = first.min(to_us(*lo));
+                    last = last.max(to_us(*hi));
+                }
+                _ => return Ok(()),
+            },
+            _ => return Ok(()),
+        }
+    }
+    if first > last {
+        return Ok(());
+    }
+    let start = (day - NaiveDate::default()).num_days() * DAY_US;
+    if first < start || last >= start + DAY_US {
+        let at = |us: i64| chrono::DateTime::from_timestamp_micros(us).map_or_else(|| us.to_string(), |t| t.to_rfc3339());
+        return Err(LakeError::IncompatibleFile {
+            file: file.to_string(),
+            column: "event_time".into(),
+            reason: format!(
+                "holds times from {} to {} in partition event_date={day}; every time in a partition must fall on its UTC day (filters on event_time skip other days' partitions)",
+                at(first),
+                at(last)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The day of an `events/event_date=YYYY-MM-DD/...` path.
 pub fn partition_day(path: &str) -> Option<NaiveDate> {
     let seg = path.split('/').find_map(|s| s.strip_prefix("event_date="))?;
@@ -305,6 +354,11 @@ async fn check_compatible(ctx: &SessionContext, lake: &Lake, table: Table, files
                     LakeError::IncompatibleFile { file: name.clone(), column: "-".into(), reason: format!("not a readable Parquet file: {e}") }
                 })?;
                 let found = builder.schema().clone();
+                if table == Table::Events {
+                    if let Some(day) = partition_day(meta.location.as_ref()) {
+                        check_partition_day(&name, day, builder.metadata(), &found)?;
+                    }
+                }
                 cache.put(
                     &meta.location,
                     CachedFileMetadataEntry::new(meta.clone(), Arc::new(CachedParquetMetaData::new(builder.metadata().clone()))),

@@ -49,6 +49,9 @@ def test_pyarrow_nanosecond_files_are_queryable_without_conversion(tmp_path):
     assert all(r["event_date"] == "2024-01-20" for r in rows)
     assert all("module" not in r or r["module"] is None for r in rows)
     assert sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"] == before + 2
+    # A filter on event_time (which also prunes partitions by day) finds them.
+    since = sql_json(lake, "SELECT count(*) AS n FROM events WHERE event_time >= TIMESTAMP '2024-01-20T09:30:00Z'")
+    assert since[0]["n"] == 2
     # The reports see the new day: a2's page view is 0.7 minutes on 2024-01-20.
     day = sql_json(lake, "SELECT duration_min FROM account_daily WHERE org_id = 'acme' AND day = '2024-01-20'")
     assert abs(day[0]["duration_min"] - 0.7) < 1e-9
@@ -64,6 +67,27 @@ def test_a_file_with_a_wrong_column_type_is_named(tmp_path):
     assert proc.returncode == 1
     assert "events/event_date=2024-01-21/text-times.parquet" in proc.stderr
     assert "event_time" in proc.stderr
+
+
+def test_a_file_with_times_outside_its_partition_day_is_named(tmp_path):
+    lake = fixture_lake(tmp_path)
+    folder = Path(lake) / "events" / "event_date=2024-01-21"
+    folder.mkdir(parents=True)
+    # 00:30 on the 22nd, UTC: the wrong partition. A query filtering on
+    # event_time would skip the 21st's files and never see it, so start-up refuses.
+    t = dt.datetime(2024, 1, 22, 0, 30, tzinfo=dt.timezone.utc)
+    bad = pa.table({"event_time": pa.array([t], type=pa.timestamp("us", tz="UTC")), "org_id": ["acme"], "user_id": ["a1"], "event": ["login"]})
+    pq.write_table(bad, folder / "next-day.parquet")
+    proc = run("sql", "--lake", lake, "SELECT count(*) FROM events", check=False)
+    assert proc.returncode == 1
+    assert "events/event_date=2024-01-21/next-day.parquet" in proc.stderr
+    assert "event_time" in proc.stderr and "2024-01-22T00:30:00" in proc.stderr
+    # The last microsecond of the day is inside it.
+    (folder / "next-day.parquet").unlink()
+    edge = dt.datetime(2024, 1, 21, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+    good = pa.table({"event_time": pa.array([edge], type=pa.timestamp("us", tz="UTC")), "org_id": ["acme"], "user_id": ["a1"], "event": ["login"]})
+    pq.write_table(good, folder / "last-moment.parquet")
+    assert sql_json(lake, "SELECT count(*) AS n FROM events WHERE event_time > TIMESTAMP '2024-01-21T23:59:59Z'")[0]["n"] == 1
 
 
 def test_an_s3_lake_answers_like_a_local_one(tmp_path, s3_server):
