@@ -138,10 +138,12 @@ pub struct EventsTable {
     listing: Arc<ListingTable>,
 }
 
+/// Microseconds in a UTC day: partition days and event_time compared.
+const DAY_US: i64 = 86_400_000_000;
+
 /// The `event_date` filters implied by `event_time` filters (none for the rest).
 pub fn implied_date_filters(filters: &[Expr]) -> Vec<Expr> {
     use datafusion::logical_expr::{expr::BinaryExpr, Between, Operator};
-    const DAY_US: i64 = 86_400_000_000;
     let day = |us: i64| lit(ScalarValue::Date32(Some(us.div_euclid(DAY_US) as i32)));
     let date = || col(EVENT_DATE);
     let is_time = |e: &Expr| matches!(e, Expr::Column(c) if c.name == "event_time");
@@ -190,12 +192,23 @@ pub fn implied_date_filters(filters: &[Expr]) -> Vec<Expr> {
 fn timestamp_us(e: &Expr) -> Option<i64> {
     let Expr::Literal(v, _) = e else { return None };
     match v {
-        ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1_000_000),
-        ScalarValue::TimestampMillisecond(Some(x), _) => x.checked_mul(1_000),
-        ScalarValue::TimestampMicrosecond(Some(x), _) => Some(*x),
-        // Rounded down: a bound a fraction of a microsecond early only keeps a day more.
-        ScalarValue::TimestampNanosecond(Some(x), _) => Some(x.div_euclid(1_000)),
+        ScalarValue::TimestampSecond(Some(x), _) => micros(TimeUnit::Second, *x),
+        ScalarValue::TimestampMillisecond(Some(x), _) => micros(TimeUnit::Millisecond, *x),
+        ScalarValue::TimestampMicrosecond(Some(x), _) => micros(TimeUnit::Microsecond, *x),
+        ScalarValue::TimestampNanosecond(Some(x), _) => micros(TimeUnit::Nanosecond, *x),
         _ => None,
+    }
+}
+
+/// A timestamp of any unit in microseconds; None past the i64 range.
+/// Nanoseconds round down: a bound a fraction of a microsecond early only
+/// keeps a day more, and a file's first time a fraction early stays in its day.
+fn micros(unit: TimeUnit, v: i64) -> Option<i64> {
+    match unit {
+        TimeUnit::Second => v.checked_mul(1_000_000),
+        TimeUnit::Millisecond => v.checked_mul(1_000),
+        TimeUnit::Microsecond => Some(v),
+        TimeUnit::Nanosecond => Some(v.div_euclid(1_000)),
     }
 }
 
@@ -231,7 +244,6 @@ impl TableProvider for EventsTable {
             return self.listing.scan_with_args(state, args).await;
         }
         let all: Vec<Expr> = given.iter().cloned().chain(implied).collect();
-        let args: ScanArgs<'_> = args;
         self.listing.scan_with_args(state, args.with_filters(Some(&all))).await
     }
 }
@@ -285,24 +297,17 @@ impl TableProvider for ScopedTable {
 /// filters on event_time skip partitions by that rule ([`EventsTable`]).
 /// Checked by the row groups' statistics; a file without them is taken on trust.
 fn check_partition_day(file: &str, day: NaiveDate, metadata: &ParquetMetaData, schema: &Schema) -> Result<()> {
-    const DAY_US: i64 = 86_400_000_000;
     let Ok(field) = schema.field_with_name("event_time") else { return Ok(()) };
     let DataType::Timestamp(unit, _) = field.data_type() else { return Ok(()) };
-    let to_us = |v: i64| match unit {
-        TimeUnit::Second => v.saturating_mul(1_000_000),
-        TimeUnit::Millisecond => v.saturating_mul(1_000),
-        TimeUnit::Microsecond => v,
-        TimeUnit::Nanosecond => v.div_euclid(1_000),
-    };
-    let columns = metadata.file_metadata().schema_descr().columns().to_vec();
+    let columns = metadata.file_metadata().schema_descr().columns();
     let Some(idx) = columns.iter().position(|c| c.name() == "event_time") else { return Ok(()) };
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     for rg in metadata.row_groups() {
         match rg.column(idx).statistics() {
-            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+            Some(Statistics::Int64(s)) => match (s.min_opt().and_then(|v| micros(*unit, *v)), s.max_opt().and_then(|v| micros(*unit, *v))) {
                 (Some(lo), Some(hi)) => {
-                    first = first.min(to_us(*lo));
-                    last = last.max(to_us(*hi));
+                    first = first.min(lo);
+                    last = last.max(hi);
                 }
                 _ => return Ok(()),
             },
@@ -422,7 +427,7 @@ mod tests {
         lit(ScalarValue::Date32(Some(days)))
     }
 
-    const DAY: i64 = 86_400_000_000;
+    const DAY: i64 = DAY_US;
 
     #[test]
     fn event_time_bounds_imply_whole_days() {
