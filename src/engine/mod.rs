@@ -2,12 +2,15 @@
 //! functions vitals defines, the views of `sql/views/`, the report table
 //! functions, then the views of a user's own folder, in name order. The one place a
 //! session is made, so the CLI, the server and the tests see the same SQL.
+//! Sessions over one lake (every account, or a token's scope) share its live
+//! snapshot and footer cache; each query reads the snapshot pinned when it starts.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, GreedyMemoryPool};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -15,8 +18,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::Config;
 use crate::functions::{self, FunctionDoc};
-use crate::reports::{self, LakeFacts};
-use crate::lake::{self, tables::LakeSummary, Lake, LakeError, Table};
+use crate::lake::live::{LiveLake, LiveOptions};
+use crate::lake::tables::{PinnedSnapshot, Scope};
+use crate::lake::{self, Lake, LakeError, Table};
+use crate::reports::{self, FactsSource};
 
 mod sql_files {
     include!(concat!(env!("OUT_DIR"), "/sql_files.rs"));
@@ -44,18 +49,27 @@ pub struct EngineArgs {
     pub config: Config,
     /// A folder of the user's own `CREATE VIEW` files, loaded after the built-in views.
     pub views_dir: Option<PathBuf>,
-    /// Check every file's footer against the contract at start-up.
+    /// Fail at start-up on a file that breaks the contract; otherwise it is
+    /// left out with a warning naming it (as files found later always are).
     pub check_files: bool,
+    /// How old the lake's snapshot may get before a query refreshes it.
+    pub refresh_every: Duration,
     /// Memory for query execution; beyond it operators spill or fail.
     pub memory_limit: Option<usize>,
     pub target_partitions: Option<usize>,
-    /// Limit every table to these accounts (a server session of a scoped token).
-    pub scope: Option<lake::tables::Scope>,
 }
 
 impl EngineArgs {
     pub fn new(lake: Lake) -> Self {
-        Self { lake, config: Config::default(), views_dir: None, check_files: true, memory_limit: None, target_partitions: None, scope: None }
+        Self {
+            lake,
+            config: Config::default(),
+            views_dir: None,
+            check_files: true,
+            refresh_every: LiveOptions::default().refresh_every,
+            memory_limit: None,
+            target_partitions: None,
+        }
     }
 }
 
@@ -72,12 +86,25 @@ pub struct CatalogEntry {
 /// A ready session and what it was built from.
 pub struct Engine {
     ctx: SessionContext,
-    summary: LakeSummary,
+    live: Arc<LiveLake>,
+    args: EngineArgs,
     catalog: Vec<CatalogEntry>,
 }
 
 impl Engine {
+    /// Reads the lake and builds a session that sees every account.
     pub async fn open(args: EngineArgs) -> Result<Engine> {
+        let options = LiveOptions { refresh_every: args.refresh_every, strict: args.check_files };
+        let live = LiveLake::open(args.lake.clone(), options).await?;
+        Self::build(args, live, None).await
+    }
+
+    /// A session over the same lake whose tables yield only `scope`'s accounts.
+    pub async fn scoped(&self, scope: Scope) -> Result<Engine> {
+        Self::build(self.args.clone(), Arc::clone(&self.live), Some(scope)).await
+    }
+
+    async fn build(args: EngineArgs, live: Arc<LiveLake>, scope: Option<Scope>) -> Result<Engine> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
@@ -85,22 +112,18 @@ impl Engine {
         if let Some(n) = args.target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
-        let mut runtime = RuntimeEnvBuilder::new();
+        let caches = CacheManagerConfig::default().with_file_metadata_cache(Some(live.metadata_cache()));
+        let mut runtime = RuntimeEnvBuilder::new().with_cache_manager(caches);
         if let Some(limit) = args.memory_limit {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
-        let summary = lake::tables::register(&ctx, &args.lake, args.check_files, args.scope.as_ref()).await?;
+        lake::tables::register(&ctx, &live, scope.as_ref())?;
         let mut catalog: Vec<CatalogEntry> = Table::ALL
             .iter()
             .map(|t| CatalogEntry { kind: "table", name: t.name().into(), description: t.description().into(), order: None })
             .collect();
-        let facts = LakeFacts {
-            first_day: summary.first_day,
-            last_day: summary.last_day,
-            org_ids: org_ids(&ctx, &summary).await?,
-            event_names: Default::default(),
-        };
+        let facts = Arc::new(FactsSource::new(Arc::clone(&live), scope));
         let mut docs: Vec<FunctionDoc> = functions::register_scalar(&ctx);
         for (file, text) in sql_files::VIEWS {
             catalog.push(create_view(&ctx, &args.config, file, text).await?);
@@ -119,43 +142,48 @@ impl Engine {
             }
         }
         catalog.extend(docs.into_iter().map(|d| CatalogEntry { kind: d.kind, name: d.signature, description: d.description, order: d.order }));
-        Ok(Engine { ctx, summary, catalog })
+        Ok(Engine { ctx, live, args, catalog })
     }
 
+    /// The session; its tables read the lake's current snapshot.
     pub fn ctx(&self) -> &SessionContext {
         &self.ctx
     }
 
-    /// A context for one query: the same tables, functions and views (shared,
-    /// not copied), with a memory pool of its own when `memory_limit` is set, so
-    /// a query past its limit fails alone instead of starving the others.
-    pub fn query_context(&self, memory_limit: Option<usize>) -> Result<SessionContext> {
-        let state = self.ctx.state();
-        let Some(limit) = memory_limit else { return Ok(SessionContext::new_with_state(state)) };
-        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
-            .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
-            .build_arc()?;
-        Ok(SessionContext::new_with_state(SessionStateBuilder::new_from_existing(state).with_runtime_env(runtime).build()))
+    /// The lake as it is read, shared by every session made from this engine.
+    pub fn live(&self) -> &Arc<LiveLake> {
+        &self.live
     }
 
-    pub fn summary(&self) -> &LakeSummary {
-        &self.summary
+    /// Reads what was committed since the last refresh, if the snapshot is older than the refresh interval.
+    pub async fn refresh_if_stale(&self) {
+        self.live.refresh_if_stale().await;
+    }
+
+    /// A context for one query: the same tables, functions and views (shared,
+    /// not copied), reading the current snapshot for the whole query, with a
+    /// memory pool of its own when `memory_limit` is set, so a query past its
+    /// limit fails alone instead of starving the others.
+    pub fn query_context(&self, memory_limit: Option<usize>) -> Result<SessionContext> {
+        let pinned = Arc::new(PinnedSnapshot(self.live.current()));
+        let state = self.ctx.state();
+        let mut config = state.config().clone().with_extension(pinned);
+        // The catalog exists and is shared: building must not register a fresh, empty one over it.
+        config.options_mut().catalog.create_default_catalog_and_schema = false;
+        let mut builder = SessionStateBuilder::new_from_existing(state).with_config(config);
+        if let Some(limit) = memory_limit {
+            let runtime = RuntimeEnvBuilder::from_runtime_env(self.ctx.runtime_env().as_ref())
+                .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
+                .build_arc()?;
+            builder = builder.with_runtime_env(runtime);
+        }
+        Ok(SessionContext::new_with_state(builder.build()))
     }
 
     /// Tables, views and functions with one line of description each.
     pub fn catalog(&self) -> &[CatalogEntry] {
         &self.catalog
     }
-}
-
-/// The accounts' org_ids, so that a report can reject an unknown account;
-/// None when the lake has no accounts table.
-async fn org_ids(ctx: &SessionContext, summary: &LakeSummary) -> Result<Option<Arc<HashSet<String>>>> {
-    let has_accounts = summary.files.iter().any(|(t, n)| *t == Table::Accounts && *n > 0);
-    if !has_accounts {
-        return Ok(None);
-    }
-    Ok(Some(Arc::new(reports::distinct_strings(ctx, "SELECT DISTINCT CAST(org_id AS VARCHAR) FROM accounts").await?)))
 }
 
 /// Runs one `CREATE VIEW` file; its first line, `-- name: description`, documents it.

@@ -12,7 +12,8 @@ use arrow::array::{
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 
 use super::schema::{Table, UTC};
-use super::writer::{encode, sort_batch, Transaction};
+use super::log::LogState;
+use super::writer::{encode, sort_batch, time_range, Transaction};
 use super::{Lake, LakeError, Result};
 
 /// What to generate.
@@ -703,9 +704,10 @@ pub async fn generate(lake: &Lake, args: &DemoArgs) -> Result<(DemoSummary, Plan
             )));
         }
     }
-    let mut tx = Transaction::new(lake);
+    let log = LogState::load(lake).await?;
+    let mut tx = Transaction::new(lake, log.version, "demo");
     for t in Table::ALL {
-        tx.retire(lake.list_files(t).await?.into_iter().map(|m| m.location));
+        tx.retire(lake.list_files(t).await?.iter().map(|m| lake.relative(&m.location).to_string()));
     }
     let mut summary = DemoSummary { accounts: world.accounts.len(), ..Default::default() };
     let (mut users_b, mut accounts_b, mut iv_b) = (UserBuilders::new(), AccountBuilders::new(), IvBuilders::new());
@@ -745,8 +747,9 @@ pub async fn generate(lake: &Lake, args: &DemoArgs) -> Result<(DemoSummary, Plan
     tx.stage(Table::Users, None, &[users]).await?;
     let ivs = sort_batch(Table::Interventions, &iv_b.finish()?)?;
     tx.stage(Table::Interventions, None, &[ivs]).await?;
-    summary.files = tx.staged().len();
-    tx.commit(|_| {}).await?;
+    summary.files = tx.added().len();
+    // Any commit since the demo looked at the lake changes what it replaces.
+    tx.commit(|_| true).await?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok((summary, world.planted()))
 }
@@ -774,7 +777,7 @@ async fn flush_days(tx: &mut Transaction, world: &World, users: &[Vec<User>], pe
     pending.clear();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cursor = std::sync::atomic::AtomicUsize::new(0);
-    let encoded: Vec<Result<(usize, bytes::Bytes, usize)>> = std::thread::scope(|s| {
+    let encoded: Vec<Result<(usize, bytes::Bytes, usize, Option<(i64, i64)>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -794,7 +797,10 @@ async fn flush_days(tx: &mut Transaction, world: &World, users: &[Vec<User>], pe
                             let a = &world.accounts[p.account as usize];
                             b.push(a, &users[p.account as usize][p.user as usize], &p.ev, p.seq as usize, &mut buf);
                         }
-                        out.push(b.finish().and_then(|batch| Ok((d, encode(Table::Events, std::slice::from_ref(&batch))?, batch.num_rows()))));
+                        out.push(b.finish().and_then(|batch| {
+                            let batches = std::slice::from_ref(&batch);
+                            Ok((d, encode(Table::Events, batches)?, batch.num_rows(), time_range(Table::Events, batches)))
+                        }));
                     }
                     out
                 })
@@ -805,9 +811,9 @@ async fn flush_days(tx: &mut Transaction, world: &World, users: &[Vec<User>], pe
     let mut files = encoded.into_iter().collect::<Result<Vec<_>>>()?;
     files.sort_by_key(|f| f.0);
     let mut n = 0;
-    for (d, bytes, rows) in files {
+    for (d, bytes, rows, time) in files {
         n += rows;
-        tx.stage_encoded(Table::Events, Some(date_of(world.start_us + d as i64 * DAY_US)), bytes, rows).await?;
+        tx.stage_encoded(Table::Events, Some(date_of(world.start_us + d as i64 * DAY_US)), bytes, rows, time).await?;
     }
     Ok(n)
 }

@@ -26,8 +26,14 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::execution::cache::default_cache::DefaultCache;
+
+use super::log::{table_of, Commit, LogState};
 use super::schema::{compatible, ts_type, Table, UTC};
-use super::writer::{sort_batch, sweep_staged, Transaction};
+use super::snapshot::{Snapshot, DAY_US};
+use super::vacuum::{vacuum, Retention};
+use super::writer::{sort_batch, Transaction};
 use super::{Lake, LakeError, Result};
 
 /// Rows handled per chunk: bounds memory on large inputs.
@@ -91,18 +97,56 @@ struct BadRow {
     raw: serde_json::Value,
 }
 
+/// How many times an ingest starts again after another writer committed to
+/// the same days (or table) first.
+const MAX_ATTEMPTS: u32 = 20;
+
 /// Runs an ingest as one transaction: either every good row becomes visible,
-/// or (on any error) nothing does.
+/// or (on any error) nothing does. Ingests into one lake may run at once:
+/// each reads the lake at one log version, and if another commits to the same
+/// days (or the same dimension table) first, it starts again from the newer
+/// version, so the same rows ingested twice at once land once.
 pub async fn ingest(lake: &Lake, args: IngestArgs) -> Result<IngestSummary> {
     let started = Instant::now();
     if args.files.is_empty() {
         return Err(LakeError::Input("no input files given".into()));
     }
-    sweep_staged(lake, args.table).await?;
-    let mut state = IngestState::new(lake, args.table);
+    let mut attempt = 0;
+    let mut summary = loop {
+        attempt += 1;
+        match ingest_once(lake, &args).await {
+            Err(LakeError::Conflict(why)) if attempt < MAX_ATTEMPTS => {
+                tracing::info!("ingest attempt {attempt}: {why}; starting again");
+                // Spread the retries of writers that collided.
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
+                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt) + jitter)).await;
+            }
+            Err(LakeError::Conflict(why)) => {
+                return Err(LakeError::Conflict(format!("{why}; gave up after {attempt} attempts and ingested nothing; run it again")));
+            }
+            other => break other?,
+        }
+    };
+    match vacuum(lake, Retention::default()).await {
+        Ok(v) if v.removed_deleted + v.uncommitted_deleted > 0 => {
+            tracing::info!("vacuum: deleted {} removed and {} uncommitted files", v.removed_deleted, v.uncommitted_deleted)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("the ingest committed; deleting old files failed: {e}"),
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// One attempt: reads the lake at its current log version, stages, commits.
+async fn ingest_once(lake: &Lake, args: &IngestArgs) -> Result<IngestSummary> {
+    let log = LogState::load(lake).await?;
+    let cache: Arc<FileMetadataCache> = Arc::new(DefaultCache::new(16 << 20));
+    let snapshot = Snapshot::build(lake, &log, None, &cache).await?;
+    let mut state = IngestState::new(lake, args.table, &snapshot);
     let mut rejects: Vec<(String, BadRow)> = Vec::new();
-    let bar = progress_bar(&args)?;
-    let mut tx = Transaction::new(lake);
+    let bar = progress_bar(args)?;
+    let mut tx = Transaction::new(lake, log.version, format!("ingest {}", args.table.name()));
     let outcome = async {
         for file in &args.files {
             let name = file.display().to_string();
@@ -149,29 +193,33 @@ pub async fn ingest(lake: &Lake, args: IngestArgs) -> Result<IngestSummary> {
             return Err(e);
         }
     }
-    let files_written = tx.staged().len();
-    let fail_mid_commit = failpoint("ingest-mid-commit");
-    if failpoint("ingest-before-commit") {
-        std::process::exit(70);
-    }
-    tx.commit(|i| {
-        if fail_mid_commit && i == 0 {
-            std::process::exit(70);
-        }
-    })
-    .await?;
+    let files_written = tx.added().len();
+    let table = args.table;
+    let days = state.days_read();
+    let by_log = log.clone();
+    tx.commit(move |other| conflicts(table, &days, &by_log, other)).await?;
     let mut summary = state.summary;
     summary.rows_rejected = rejects.len();
     summary.rows_read += rejects.len();
     summary.files_written = files_written;
-    summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// Fault injection for the interrupted-ingest tests: `VITALS_FAILPOINT=NAME`
-/// makes the process exit at that point, as a crash would.
-fn failpoint(name: &str) -> bool {
-    std::env::var("VITALS_FAILPOINT").map(|v| v == name).unwrap_or(false)
+/// Whether `other`, committed after this ingest read the lake, changes what
+/// it read: events on a day it de-duplicated against, or the dimension table it merged.
+fn conflicts(table: Table, days: &HashSet<NaiveDate>, read_at: &LogState, other: &Commit) -> bool {
+    if table != Table::Events {
+        return other.touches(table);
+    }
+    let overlaps = |lo: Option<i64>, hi: Option<i64>| match (lo.and_then(day_of), hi.and_then(day_of)) {
+        (Some(a), Some(b)) => days.iter().any(|d| a <= *d && *d <= b),
+        _ => true,
+    };
+    other.add.iter().filter(|a| a.table() == Some(Table::Events)).any(|a| overlaps(a.min_time, a.max_time))
+        || other.remove.iter().filter(|r| table_of(r) == Some(Table::Events)).any(|r| match read_at.live.get(r) {
+            Some(a) => overlaps(a.min_time, a.max_time),
+            None => true,
+        })
 }
 
 fn progress_bar(args: &IngestArgs) -> Result<Option<indicatif::ProgressBar>> {
@@ -208,6 +256,8 @@ fn write_rejects(path: &FsPath, rejects: &[(String, BadRow)]) -> Result<()> {
 struct IngestState<'a> {
     lake: &'a Lake,
     table: Table,
+    /// The lake as this attempt read it.
+    snapshot: &'a Snapshot,
     pending: Vec<RecordBatch>,
     /// event_ids already in the lake or in this ingest, per day loaded so far.
     seen: HashMap<NaiveDate, HashSet<String>>,
@@ -217,8 +267,13 @@ struct IngestState<'a> {
 }
 
 impl<'a> IngestState<'a> {
-    fn new(lake: &'a Lake, table: Table) -> Self {
-        Self { lake, table, pending: Vec::new(), seen: HashMap::new(), dims: Vec::new(), summary: IngestSummary::default() }
+    fn new(lake: &'a Lake, table: Table, snapshot: &'a Snapshot) -> Self {
+        Self { lake, table, snapshot, pending: Vec::new(), seen: HashMap::new(), dims: Vec::new(), summary: IngestSummary::default() }
+    }
+
+    /// The days whose committed events this ingest de-duplicated against.
+    fn days_read(&self) -> HashSet<NaiveDate> {
+        self.seen.keys().copied().collect()
     }
 
     async fn flush(&mut self, tx: &mut Transaction, last: bool) -> Result<()> {
@@ -251,7 +306,7 @@ impl<'a> IngestState<'a> {
             let day = day_of(times.value(row))
                 .ok_or_else(|| LakeError::Input(format!("event_time out of range in row {}", row + 1)))?;
             if !self.seen.contains_key(&day) {
-                let existing = existing_ids(self.lake, day).await?;
+                let existing = existing_ids(self.lake, self.snapshot, day).await?;
                 self.seen.insert(day, existing);
             }
             let seen = self.seen.get_mut(&day).ok_or_else(|| LakeError::Input("internal: day set".into()))?;
@@ -275,14 +330,14 @@ impl<'a> IngestState<'a> {
     /// accounts and users are keyed (the new row wins); interventions drop exact repeats.
     async fn stage_dimension(&mut self, tx: &mut Transaction) -> Result<()> {
         let schema = self.table.schema();
-        let old_files = self.lake.list_files(self.table).await?;
+        let old_files = self.snapshot.files(self.table);
         let mut existing = Vec::new();
-        for f in &old_files {
-            let reader = ParquetObjectReader::new(self.lake.store().clone(), f.location.clone()).with_file_size(f.size);
+        for f in old_files {
+            let reader = ParquetObjectReader::new(self.lake.store().clone(), f.meta.location.clone()).with_file_size(f.meta.size);
             let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.build()?;
             let batches: Vec<RecordBatch> = stream.try_collect().await?;
             for b in batches {
-                existing.push(conform(&b, self.table, &f.location.to_string())?);
+                existing.push(conform(&b, self.table, &f.rel)?);
             }
         }
         let new_rows = arrow::compute::concat_batches(&schema, &self.dims)?;
@@ -318,8 +373,8 @@ impl<'a> IngestState<'a> {
         self.summary.rows_written = keep_new.len();
         let merged = sort_batch(self.table, &merged)?;
         tx.stage(self.table, None, &[merged]).await?;
-        // The old files are replaced: deleted only after the new one is committed.
-        tx.retire(old_files.into_iter().map(|m| m.location));
+        // The old files leave the lake with the commit that adds the merged one.
+        tx.retire(old_files.iter().map(|f| f.rel.clone()));
         Ok(())
     }
 }
@@ -329,20 +384,20 @@ pub fn day_of(micros: i64) -> Option<NaiveDate> {
     DateTime::from_timestamp_micros(micros).map(|t| t.date_naive())
 }
 
-/// The event_ids already committed for one day.
-async fn existing_ids(lake: &Lake, day: NaiveDate) -> Result<HashSet<String>> {
-    let folder = lake.table_path(Table::Events).clone().join(format!("event_date={}", day.format("%Y-%m-%d")));
-    let files: Vec<_> = match lake.store().list(Some(&folder)).try_collect().await {
-        Ok(v) => v,
-        Err(object_store::Error::NotFound { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+/// The event_ids of the committed files that hold events of one UTC day.
+async fn existing_ids(lake: &Lake, snapshot: &Snapshot, day: NaiveDate) -> Result<HashSet<String>> {
+    let start = (day - NaiveDate::default()).num_days().saturating_mul(DAY_US);
+    let end = start.saturating_add(DAY_US);
     let mut ids = HashSet::new();
-    for f in files.into_iter().filter(|m| m.location.as_ref().ends_with(".parquet")) {
-        let reader = ParquetObjectReader::new(lake.store().clone(), f.location.clone()).with_file_size(f.size);
+    for f in snapshot.files(Table::Events) {
+        // A file without a known range may hold the day.
+        if f.time.is_some_and(|(lo, hi)| hi < start || lo >= end) {
+            continue;
+        }
+        let reader = ParquetObjectReader::new(lake.store().clone(), f.meta.location.clone()).with_file_size(f.meta.size);
         let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-        let Some(idx) = builder.schema().fields().iter().position(|c| c.name() == "event_id") else { continue };
-        let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+        let Some(idx) = builder.parquet_schema().columns().iter().position(|c| c.name() == "event_id") else { continue };
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), [idx]);
         let mut stream = builder.with_projection(mask).build()?;
         while let Some(batch) = stream.try_next().await? {
             let col = cast(batch.column(0), &DataType::Utf8)?;
@@ -563,6 +618,7 @@ enum Cell<'a> {
     Null,
     Str(&'a str),
     I64(i64),
+    I32(i32),
     F64(f64),
     Bool(bool),
     Ts(i64),
@@ -615,7 +671,7 @@ impl TextRows {
             match (b, c) {
                 (ColBuilder::Str(b), Cell::Str(s)) => b.append_value(s),
                 (ColBuilder::I64(b), Cell::I64(v)) => b.append_value(v),
-                (ColBuilder::I32(b), Cell::I64(v)) => b.append_value(v as i32),
+                (ColBuilder::I32(b), Cell::I32(v)) => b.append_value(v),
                 (ColBuilder::F64(b), Cell::F64(v)) => b.append_value(v),
                 (ColBuilder::Bool(b), Cell::Bool(v)) => b.append_value(v),
                 (ColBuilder::Ts(b), Cell::Ts(v)) => b.append_value(v),
@@ -665,7 +721,7 @@ fn parse_cell<'a>(ty: &DataType, raw: &'a Raw<'a>) -> std::result::Result<Cell<'
         Raw::Json(v) => {
             return match (ty, v) {
                 (DataType::Int64 | DataType::Int32, J::Number(n)) => {
-                    n.as_i64().map(Cell::I64).ok_or_else(|| format!("expected an integer, found {n}"))
+                    n.as_i64().ok_or_else(|| format!("expected an integer, found {n}")).and_then(|v| integer_cell(ty, v, &n.to_string()))
                 }
                 (DataType::Float64, J::Number(n)) => n.as_f64().map(Cell::F64).ok_or_else(|| format!("expected a number, found {n}")),
                 (DataType::Boolean, J::Bool(b)) => Ok(Cell::Bool(*b)),
@@ -678,13 +734,10 @@ fn parse_cell<'a>(ty: &DataType, raw: &'a Raw<'a>) -> std::result::Result<Cell<'
     };
     match ty {
         DataType::Utf8 => Ok(Cell::Str(text)),
-        DataType::Int64 | DataType::Int32 => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *ty == DataType::Int64 || i32::try_from(*v).is_ok())
-            .map(Cell::I64)
-            .ok_or_else(|| format!("expected an integer, found '{text}'")),
+        DataType::Int64 | DataType::Int32 => match text.trim().parse::<i64>() {
+            Ok(v) => integer_cell(ty, v, &format!("'{text}'")),
+            Err(_) => Err(format!("expected an integer, found '{text}'")),
+        },
         DataType::Float64 => text.trim().parse::<f64>().map(Cell::F64).map_err(|_| format!("expected a number, found '{text}'")),
         DataType::Boolean => match text.trim().to_ascii_lowercase().as_str() {
             "true" | "t" | "1" | "yes" => Ok(Cell::Bool(true)),
@@ -696,10 +749,19 @@ fn parse_cell<'a>(ty: &DataType, raw: &'a Raw<'a>) -> std::result::Result<Cell<'
         }),
         DataType::Date32 => NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
             .ok()
-            .map(|d| Cell::Date((d - NaiveDate::default()).num_days() as i32))
+            .and_then(|d| i32::try_from((d - NaiveDate::default()).num_days()).ok())
+            .map(Cell::Date)
             .ok_or_else(|| format!("cannot parse '{text}' as a date (YYYY-MM-DD)")),
         other => Err(format!("unsupported column type {other}")),
     }
+}
+
+/// An integer cell of the column's width: a value past an Int32 column's range is an error, not truncated.
+fn integer_cell(ty: &DataType, v: i64, shown: &str) -> std::result::Result<Cell<'static>, String> {
+    if *ty == DataType::Int32 {
+        return i32::try_from(v).map(Cell::I32).map_err(|_| format!("expected a whole number from {} to {}, found {shown}", i32::MIN, i32::MAX));
+    }
+    Ok(Cell::I64(v))
 }
 
 fn type_word(ty: &DataType) -> &'static str {

@@ -9,7 +9,7 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::{ObjectMeta, ObjectStore};
 use url::Url;
 
@@ -113,16 +113,38 @@ impl Lake {
             .map_err(|e| LakeError::datafusion(format!("table URL {url}"), e))
     }
 
-    /// Lists the committed Parquet files of a table, sorted by path.
-    pub async fn list_files(&self, table: Table) -> Result<Vec<ObjectMeta>> {
+    /// A path inside the lake from one relative to its root (`events/...`).
+    pub fn child(&self, relative: &str) -> Path {
+        let mut parts: Vec<PathPart<'static>> = self.prefix.parts().map(|p| PathPart::from(p.as_ref().to_string())).collect();
+        parts.extend(relative.split('/').filter(|s| !s.is_empty()).map(|s| PathPart::from(s.to_string())));
+        Path::from_iter(parts)
+    }
+
+    /// Every object under a table's folder, sorted by path.
+    pub async fn list_all(&self, table: Table) -> Result<Vec<ObjectMeta>> {
         let prefix = self.table_path(table);
         let mut files: Vec<ObjectMeta> = match self.store.list(Some(&prefix)).try_collect().await {
             Ok(files) => files,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        files.retain(|m| m.location.as_ref().ends_with(".parquet"));
         files.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(files)
+    }
+
+    /// The Parquet files in a table's folder, sorted by path, without hidden
+    /// ones: a file or folder whose name starts with `.` or `_` below the
+    /// table's folder is skipped, as Spark, Hive and DuckDB do (`_SUCCESS`,
+    /// `_temporary/`, `.part-0.parquet.crc`). Whether a listed file is
+    /// committed is the snapshot's business, not the listing's.
+    pub async fn list_files(&self, table: Table) -> Result<Vec<ObjectMeta>> {
+        let prefix = self.table_path(table);
+        let mut files = self.list_all(table).await?;
+        files.retain(|m| {
+            let below: Vec<_> = m.location.prefix_match(&prefix).map(|p| p.collect()).unwrap_or_default();
+            let hidden = below.iter().any(|p: &PathPart<'_>| p.as_ref().starts_with('.') || p.as_ref().starts_with('_'));
+            !hidden && m.location.as_ref().ends_with(".parquet")
+        });
         Ok(files)
     }
 

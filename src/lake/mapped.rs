@@ -1,7 +1,9 @@
 //! The object store of a local lake: the local file system, except that byte
-//! ranges are slices of a read-only memory map of the file rather than `read`s
-//! into fresh zeroed buffers. Lake files are never rewritten in place, so a
-//! mapping stays valid while a query holds a slice of it. Owns no lake logic.
+//! ranges of the files vitals' writer made are slices of a read-only memory
+//! map rather than `read`s into fresh zeroed buffers. Only those files are
+//! mapped: vitals never changes a file after writing it, while another tool
+//! may rewrite or truncate its own in place, and touching a mapped page past
+//! a truncated end kills the process (SIGBUS) where a read returns an error.
 
 use std::fmt;
 use std::fs::File;
@@ -18,12 +20,13 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use super::log::is_owned_name;
 use object_store::{
     Attributes, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
     ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
-/// The local file system with ranged reads served from memory maps.
+/// The local file system with ranged reads of vitals' own files served from memory maps.
 ///
 /// Read through `LocalFileSystem`, each column chunk the Parquet reader asks for
 /// costs a hop to the blocking pool, a buffer zeroed (so faulted in page by
@@ -129,6 +132,11 @@ fn object_meta(location: &Path, meta: &std::fs::Metadata) -> ObjectMeta {
     }
 }
 
+/// Whether a file may be mapped: one vitals wrote, which nothing rewrites.
+fn mappable(location: &Path) -> bool {
+    location.filename().is_some_and(is_owned_name)
+}
+
 /// Whether a get asks only for bytes: no conditions, no version, not a HEAD.
 fn plain_ranged(options: &GetOptions) -> bool {
     options.range.is_some()
@@ -155,7 +163,7 @@ impl ObjectStore for MappedStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        if !plain_ranged(&options) {
+        if !plain_ranged(&options) || !mappable(location) {
             return self.inner.get_opts(location, options).await;
         }
         let path = self.file_path(location)?;
@@ -178,6 +186,9 @@ impl ObjectStore for MappedStore {
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+        if !mappable(location) {
+            return self.inner.get_ranges(location, ranges).await;
+        }
         let path = self.file_path(location)?;
         let (bytes, meta) = map_file(&path).map_err(|e| not_found_or_generic(e, &path))?;
         let size = meta.len();
@@ -225,16 +236,28 @@ mod tests {
     use super::*;
     use object_store::{GetRange, ObjectStoreExt};
 
+    fn data() -> Vec<u8> {
+        (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()
+    }
+
+    /// Whether the process maps `file` now.
+    fn mapped_now(file: &std::path::Path) -> bool {
+        std::fs::read_to_string("/proc/self/maps").unwrap().contains(file.to_str().unwrap())
+    }
+
     #[tokio::test]
     async fn ranges_equal_the_file_system_and_bad_ranges_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-        std::fs::write(dir.path().join("f.bin"), &data).unwrap();
-        let path = Path::from_absolute_path(dir.path().join("f.bin")).unwrap();
+        let data = data();
+        let name = crate::lake::log::data_file_name(&crate::lake::log::new_txn(), 1);
+        let file = dir.path().join(&name);
+        std::fs::write(&file, &data).unwrap();
+        let path = Path::from_absolute_path(&file).unwrap();
         let store = MappedStore::new();
         let local = LocalFileSystem::new();
         let ranges = vec![0..10, 4096..70_000, 99_990..100_000, 5..5];
         let mapped = store.get_ranges(&path, &ranges).await.unwrap();
+        assert!(mapped_now(&file), "a file vitals wrote is read through a map");
         let read = local.get_ranges(&path, &ranges).await.unwrap();
         assert_eq!(mapped, read);
         for (r, b) in ranges.iter().zip(&mapped) {
@@ -248,12 +271,36 @@ mod tests {
         assert_eq!(suffix.bytes().await.unwrap().as_ref(), &data[99_992..]);
         // Past the end, or a missing file: an error naming the file, no panic.
         let err = store.get_ranges(&path, &[99_000..100_001]).await.unwrap_err().to_string();
-        assert!(err.contains("f.bin") && err.contains("outside"), "{err}");
-        let missing = Path::from_absolute_path(dir.path().join("gone.bin")).unwrap();
+        assert!(err.contains(&name) && err.contains("outside"), "{err}");
+        let missing = Path::from_absolute_path(dir.path().join(crate::lake::log::data_file_name(&crate::lake::log::new_txn(), 2))).unwrap();
         assert!(matches!(store.get_ranges(&missing, &[0..1]).await, Err(object_store::Error::NotFound { .. })));
         // A slice outlives the file's deletion.
+        drop(mapped);
         let kept = store.get_range(&path, 0..100).await.unwrap();
-        std::fs::remove_file(dir.path().join("f.bin")).unwrap();
+        std::fs::remove_file(&file).unwrap();
         assert_eq!(kept.as_ref(), &data[..100]);
+    }
+
+    #[tokio::test]
+    async fn another_tools_file_is_read_not_mapped_so_truncating_it_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let file = dir.path().join("part-00000-c000.snappy.parquet");
+        std::fs::write(&file, &data).unwrap();
+        let path = Path::from_absolute_path(&file).unwrap();
+        let store = MappedStore::new();
+        let before = store.get_ranges(&path, &[0..50_000]).await.unwrap();
+        assert!(!mapped_now(&file), "another tool's file is not mapped");
+        // Cut short by its writer while the bytes read are still held: they
+        // stay valid (a mapped page here would be SIGBUS), and reading past
+        // the new end is an error.
+        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(10).unwrap();
+        assert_eq!(before[0].as_ref(), &data[..50_000]);
+        assert!(store.get_ranges(&path, &[0..50_000]).await.is_err());
+        // A plain ranged get is cut at the file's end, as HTTP ranges are; the reader sees it short.
+        match store.get_range(&path, 0..50_000).await {
+            Ok(b) => assert_eq!(b.as_ref(), &data[..10]),
+            Err(_) => {}
+        }
     }
 }

@@ -1,15 +1,19 @@
 //! The lake: where Parquet files live (a local folder or an object store),
-//! the declared table schemas, the writer every file goes through, ingest,
-//! the demo generator, and registering the tables with a DataFusion session.
-//! It knows nothing of views, reports or serving.
+//! the declared table schemas, the commit log and the writer every file goes
+//! through, the snapshots readers see, ingest, the demo generator, and the
+//! tables a DataFusion session reads. It knows nothing of views, reports or serving.
 
 pub mod demo;
 pub mod ingest;
+pub mod live;
 pub mod location;
+pub mod log;
 pub mod mapped;
 pub mod scan;
 pub mod schema;
+pub mod snapshot;
 pub mod tables;
+pub mod vacuum;
 pub mod writer;
 
 pub use location::Lake;
@@ -34,6 +38,15 @@ pub enum LakeError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The commit log cannot be read as the protocol requires.
+    #[error("the lake's commit log: {0}")]
+    Log(String),
+    /// A commit's outcome is unknown (the store failed while writing it); nothing was deleted.
+    #[error("{0} (the commit may or may not have happened; run the same ingest again: it drops what is already in)")]
+    Uncertain(String),
+    /// Another writer committed first and changed what this one read.
+    #[error("another writer committed first: {0}")]
+    Conflict(String),
     #[error("{context}: {source}")]
     DataFusion { context: String, source: Box<DataFusionError> },
 }

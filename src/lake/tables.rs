@@ -1,46 +1,40 @@
-//! Registers the lake's tables with a DataFusion session: listing tables with
-//! the declared schema, the `event_date` partition and the writer's sort
-//! order. Before registering, every file's footer is checked against the
-//! contract, so an incompatible file is named here, not deep inside a query.
-
-// ParquetObjectReader is deprecated upstream in favour of hand-written readers; it
-// is still the shortest correct way to read a footer from any object store.
-#![allow(deprecated)]
+//! The lake's tables as DataFusion sees them: each scan plans over the files of
+//! one snapshot (see [`snapshot`](super::snapshot)), skips files by their own
+//! statistics, and spreads the rest evenly over the cores. `events` has the
+//! column `event_date`, the UTC day of `event_time`: a file whose rows all fall
+//! on one day gets it as a constant, any other file computes it per row, so the
+//! folder a pipeline chose never changes an answer.
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::NaiveDate;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::pruning::PrunableStatistics;
+use datafusion::common::{project_schema, DFSchema, ScalarValue, Statistics};
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
-use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
-use datafusion::common::ScalarValue;
-use datafusion::datasource::physical_plan::parquet::CachedParquetMetaData;
-use datafusion::execution::cache::cache_manager::CachedFileMetadataEntry;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{provider_as_source, TableType, ViewTable};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder, SortExpr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::{CastExpr, Column};
+use datafusion::physical_expr::{create_lex_ordering, PhysicalExpr};
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectMeta;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::ParquetMetaData;
-use parquet::file::statistics::Statistics;
 
+use super::live::LiveLake;
 use super::scan::{dictionary_type, LakeFormat};
-use super::schema::{compatible, Table, EVENT_DATE};
+use super::schema::{Table, EVENT_DATE};
+use super::snapshot::{LakeFile, Snapshot};
 use super::writer::sort_columns;
-use super::{Lake, LakeError, Result};
-
-/// What registration found in the lake.
-#[derive(Debug, Clone, Default)]
-pub struct LakeSummary {
-    /// Committed Parquet files per table, in [`Table::ALL`] order.
-    pub files: Vec<(Table, usize)>,
-    /// The first and last `event_date` partitions holding files.
-    pub first_day: Option<NaiveDate>,
-    pub last_day: Option<NaiveDate>,
-}
+use super::{LakeError, Result};
 
 /// The string columns read as dictionaries (see [`scan`](super::scan)): few
 /// distinct values, filtered and grouped on by most reports.
@@ -68,162 +62,205 @@ pub fn sql_schema(table: Table) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The schema SQL sees of a table: [`sql_schema`], and for events the `event_date` column last.
+pub fn table_schema(table: Table) -> SchemaRef {
+    let files = sql_schema(table);
+    if table != Table::Events {
+        return files;
+    }
+    let mut fields: Vec<Field> = files.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(event_date_field());
+    Arc::new(Schema::new(fields))
+}
+
+fn event_date_field() -> Field {
+    Field::new(EVENT_DATE, DataType::Date32, false)
+}
+
+/// The snapshot one query reads, set on its session by the engine, so that
+/// every table a query touches shows the same commit.
+#[derive(Debug)]
+pub struct PinnedSnapshot(pub Arc<Snapshot>);
+
+/// The snapshot a session reads: the one pinned on it, else the lake's current one.
+pub fn session_snapshot(state: &dyn Session, live: &LiveLake) -> Arc<Snapshot> {
+    state.config().get_extension::<PinnedSnapshot>().map_or_else(|| live.current(), |p| Arc::clone(&p.0))
+}
+
 /// The accounts a session may see: every table's rows are limited to these
 /// org_ids below SQL, so no query, view or report can reach other rows.
 pub type Scope = Arc<Vec<String>>;
 
 /// Registers events, accounts, users and interventions (empty when absent),
 /// each limited to the `scope`'s accounts when there is one.
-pub async fn register(ctx: &SessionContext, lake: &Lake, check_files: bool, scope: Option<&Scope>) -> Result<LakeSummary> {
-    lake.register_store(ctx);
-    let mut summary = LakeSummary::default();
+pub fn register(ctx: &SessionContext, live: &Arc<LiveLake>, scope: Option<&Scope>) -> Result<()> {
+    live.lake().register_store(ctx);
     for table in Table::ALL {
-        let files = lake.list_files(table).await?;
-        if check_files {
-            check_compatible(ctx, lake, table, &files).await?;
-        }
-        if table == Table::Events {
-            let days = files.iter().filter_map(|m| partition_day(m.location.as_ref()));
-            for d in days {
-                summary.first_day = Some(summary.first_day.map_or(d, |f| f.min(d)));
-                summary.last_day = Some(summary.last_day.map_or(d, |l| l.max(d)));
-            }
-        }
-        summary.files.push((table, files.len()));
-        let listing: Arc<dyn TableProvider> = match table {
-            Table::Events => Arc::new(EventsTable { listing: listing_table(ctx, lake, table)? }),
-            _ => listing_table(ctx, lake, table)?,
-        };
+        let provider: Arc<dyn TableProvider> = Arc::new(LakeTable::new(table, live)?);
         let provider = match scope {
-            Some(orgs) => scoped(table, listing, orgs)?,
-            None => listing,
+            Some(orgs) => scoped(table, provider, orgs)?,
+            None => provider,
         };
-        ctx.register_table(table.name(), provider)
-            .map_err(|e| LakeError::datafusion(format!("registering {}", table.name()), e))?;
+        ctx.register_table(table.name(), provider).map_err(|e| LakeError::datafusion(format!("registering {}", table.name()), e))?;
     }
-    Ok(summary)
+    Ok(())
 }
 
-/// The listing table of one lake table.
-pub fn listing_table(ctx: &SessionContext, lake: &Lake, table: Table) -> Result<Arc<ListingTable>> {
-    let parquet_opts = ctx.state().table_options().parquet.clone();
-    let format = LakeFormat::new(ParquetFormat::default().with_options(parquet_opts), dictionary_columns(table));
-    let order: Vec<SortExpr> = sort_columns(table).iter().map(|c| col(*c).sort(true, false)).collect();
-    let mut options = ListingOptions::new(Arc::new(format))
-        .with_file_extension(".parquet")
-        .with_file_sort_order(vec![order]);
-    if table == Table::Events {
-        options = options.with_table_partition_cols(vec![(EVENT_DATE.to_string(), DataType::Date32)]);
-    }
-    let config = ListingTableConfig::new(lake.table_url(table)?)
-        .with_listing_options(options)
-        .with_schema(sql_schema(table));
-    let provider = ListingTable::try_new(config)
-        .map_err(|e| LakeError::datafusion(format!("table {}", table.name()), e))?;
-    Ok(Arc::new(provider))
-}
-
-/// The events listing table, which also prunes `event_date` partitions by
-/// the scan's `event_time` filters.
-///
-/// A file in partition `event_date=D` holds only events whose UTC day is D (the
-/// lake's writer puts them there; the contract says so), so a filter such as
-/// `event_time >= T` implies `event_date >= day(T)`. DataFusion prunes
-/// partitions only by filters on the partition column itself, and a report
-/// filters on event_time; without the implied filter every file is listed and
-/// opened, and since files are split between cores in date order, the files
-/// a recent window needs all land on one core while the other finds nothing.
+/// One lake table: the files of a snapshot, read through [`LakeFormat`].
 #[derive(Debug)]
-pub struct EventsTable {
-    listing: Arc<ListingTable>,
+pub struct LakeTable {
+    table: Table,
+    live: Arc<LiveLake>,
+    schema: SchemaRef,
+    format: Arc<LakeFormat>,
+    url: ObjectStoreUrl,
 }
 
-/// Microseconds in a UTC day: partition days and event_time compared.
-const DAY_US: i64 = 86_400_000_000;
+impl LakeTable {
+    pub fn new(table: Table, live: &Arc<LiveLake>) -> Result<Self> {
+        let url = live.lake().table_url(table)?.object_store();
+        let format = Arc::new(LakeFormat::new(ParquetFormat::default(), dictionary_columns(table)));
+        Ok(Self { table, live: Arc::clone(live), schema: table_schema(table), format, url })
+    }
 
-/// The `event_date` filters implied by `event_time` filters (none for the rest).
-pub fn implied_date_filters(filters: &[Expr]) -> Vec<Expr> {
-    use datafusion::logical_expr::{expr::BinaryExpr, Between, Operator};
-    let day = |us: i64| lit(ScalarValue::Date32(Some(us.div_euclid(DAY_US) as i32)));
-    let date = || col(EVENT_DATE);
-    let is_time = |e: &Expr| matches!(e, Expr::Column(c) if c.name == "event_time");
-    let mut out = Vec::new();
-    for filter in filters {
-        for conjunct in datafusion::logical_expr::utils::split_conjunction(filter) {
-            match conjunct {
-                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                    // Put the column on the left.
-                    let (value, op) = if is_time(left) {
-                        (timestamp_us(right), *op)
-                    } else if is_time(right) {
-                        match op.swap() {
-                            Some(swapped) => (timestamp_us(left), swapped),
-                            None => continue,
-                        }
-                    } else {
-                        continue;
-                    };
-                    let Some(t) = value else { continue };
-                    match op {
-                        Operator::Gt | Operator::GtEq => out.push(date().gt_eq(day(t))),
-                        Operator::LtEq => out.push(date().lt_eq(day(t))),
-                        Operator::Lt => out.push(date().lt_eq(day(t.saturating_sub(1)))),
-                        Operator::Eq => out.push(date().eq(day(t))),
-                        _ => {}
-                    }
-                }
-                Expr::Between(Between { expr, negated: false, low, high }) if is_time(expr) => {
-                    if let Some(t) = timestamp_us(low) {
-                        out.push(date().gt_eq(day(t)));
-                    }
-                    if let Some(t) = timestamp_us(high) {
-                        out.push(date().lt_eq(day(t)));
-                    }
-                }
-                _ => {}
-            }
+    /// The files whose statistics do not rule out every row the filters keep.
+    /// A file without statistics for a column is never skipped on it.
+    fn prune(&self, state: &dyn Session, filters: &[Expr], files: &[Arc<LakeFile>]) -> Vec<Arc<LakeFile>> {
+        let all = || files.to_vec();
+        let Some(predicate) = conjunction(filters.iter().cloned()) else { return all() };
+        let Ok(df_schema) = DFSchema::try_from(self.schema.as_ref().clone()) else { return all() };
+        let Ok(physical) = state.create_physical_expr(predicate, &df_schema) else { return all() };
+        let Some(pruning) = PruningPredicateBuilder::new().with_file_schema(Arc::clone(&self.schema)).build(physical) else { return all() };
+        let stats: Vec<Arc<Statistics>> = files.iter().map(|f| self.pruning_stats(f)).collect();
+        match pruning.prune(&PrunableStatistics::new(stats, Arc::clone(&self.schema))) {
+            Ok(keep) => files.iter().zip(keep).filter(|(_, k)| *k).map(|(f, _)| Arc::clone(f)).collect(),
+            Err(_) => all(),
         }
     }
-    out
-}
 
-/// A timestamp literal as UTC microseconds (any unit; a literal without a zone
-/// is taken as UTC, which is how DataFusion compares it with event_time).
-fn timestamp_us(e: &Expr) -> Option<i64> {
-    let Expr::Literal(v, _) = e else { return None };
-    match v {
-        ScalarValue::TimestampSecond(Some(x), _) => micros(TimeUnit::Second, *x),
-        ScalarValue::TimestampMillisecond(Some(x), _) => micros(TimeUnit::Millisecond, *x),
-        ScalarValue::TimestampMicrosecond(Some(x), _) => micros(TimeUnit::Microsecond, *x),
-        ScalarValue::TimestampNanosecond(Some(x), _) => micros(TimeUnit::Nanosecond, *x),
-        _ => None,
+    /// A file's statistics over the whole table schema (events: with event_date's range from event_time's).
+    fn pruning_stats(&self, f: &LakeFile) -> Arc<Statistics> {
+        if self.table != Table::Events {
+            return Arc::clone(&f.stats);
+        }
+        let mut stats = f.stats.as_ref().clone();
+        let mut date = datafusion::common::ColumnStatistics::new_unknown();
+        if let Some((lo, hi)) = f.time {
+            let day = |us: i64| i32::try_from(us.div_euclid(super::snapshot::DAY_US)).ok().map(|d| ScalarValue::Date32(Some(d)));
+            if let (Some(a), Some(b)) = (day(lo), day(hi)) {
+                date.min_value = datafusion::common::stats::Precision::Exact(a);
+                date.max_value = datafusion::common::stats::Precision::Exact(b);
+                date.null_count = datafusion::common::stats::Precision::Exact(0);
+            }
+        }
+        stats.column_statistics.push(date);
+        Arc::new(stats)
     }
-}
 
-/// A timestamp of any unit in microseconds; None past the i64 range.
-/// Nanoseconds round down: a bound a fraction of a microsecond early only
-/// keeps a day more, and a file's first time a fraction early stays in its day.
-fn micros(unit: TimeUnit, v: i64) -> Option<i64> {
-    match unit {
-        TimeUnit::Second => v.checked_mul(1_000_000),
-        TimeUnit::Millisecond => v.checked_mul(1_000),
-        TimeUnit::Microsecond => Some(v),
-        TimeUnit::Nanosecond => Some(v.div_euclid(1_000)),
+    /// The files in `groups` groups of about equal bytes, largest first.
+    fn balance(files: Vec<PartitionedFile>, groups: usize) -> Vec<FileGroup> {
+        let groups = groups.clamp(1, files.len().max(1));
+        let mut files = files;
+        files.sort_by(|a, b| b.object_meta.size.cmp(&a.object_meta.size).then_with(|| a.object_meta.location.cmp(&b.object_meta.location)));
+        let mut out: Vec<(u64, Vec<PartitionedFile>)> = (0..groups).map(|_| (0, Vec::new())).collect();
+        for f in files {
+            if let Some(g) = out.iter_mut().min_by_key(|g| g.0) {
+                g.0 = g.0.saturating_add(f.object_meta.size);
+                g.1.push(f);
+            }
+        }
+        out.into_iter().filter(|g| !g.1.is_empty()).map(|g| FileGroup::new(g.1)).collect()
+    }
+
+    /// One Parquet scan of `files`; with `dated`, each file's day is the `event_date` partition value.
+    async fn data_source(
+        &self,
+        state: &dyn Session,
+        files: &[Arc<LakeFile>],
+        dated: bool,
+        projection: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let partition_cols = if dated { vec![Arc::new(event_date_field())] } else { Vec::new() };
+        let schema = TableSchema::builder(sql_schema(self.table)).with_table_partition_cols(partition_cols).build();
+        let full = Arc::clone(schema.table_schema());
+        let parts: Vec<PartitionedFile> = files
+            .iter()
+            .map(|f| {
+                let mut p = PartitionedFile::new_from_meta(f.meta.clone());
+                if dated {
+                    p = p.with_partition_values(vec![ScalarValue::Date32(f.day())]);
+                }
+                p.with_statistics(Arc::clone(&f.stats))
+            })
+            .collect();
+        let statistics = Statistics::try_merge_iter(parts.iter().filter_map(|p| p.statistics.as_deref()), &full)?;
+        let groups = Self::balance(parts, state.config().target_partitions());
+        // The sort order only where every file's footer records it (another tool's files may be in any order).
+        let ordering = if files.iter().all(|f| f.sorted) {
+            let order: Vec<SortExpr> = sort_columns(self.table).iter().map(|c| col(*c).sort(true, false)).collect();
+            create_lex_ordering(&full, &[order], state.execution_props())?
+        } else {
+            Vec::new()
+        };
+        let config = FileScanConfigBuilder::new(self.url.clone(), self.format.file_source(schema))
+            .with_file_groups(groups)
+            .with_statistics(statistics)
+            .with_projection_indices(projection)?
+            .with_limit(limit)
+            .with_output_ordering(ordering)
+            .build();
+        self.format.create_physical_plan(state, config).await
+    }
+
+    /// Files whose rows span several UTC days: `event_date` computed from `event_time` per row.
+    async fn per_row_dates(
+        &self,
+        state: &dyn Session,
+        files: &[Arc<LakeFile>],
+        projection: &[usize],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let file_columns = sql_schema(self.table).fields().len();
+        let time = sql_schema(self.table).index_of("event_time")?;
+        // Read the file columns asked for, and event_time where event_date is.
+        let mut read: Vec<usize> = projection.iter().copied().filter(|i| *i < file_columns).collect();
+        if projection.contains(&file_columns) && !read.contains(&time) {
+            read.push(time);
+        }
+        let scan = self.data_source(state, files, false, Some(read.clone()), limit).await?;
+        let position = |i: usize| read.iter().position(|r| *r == i).unwrap_or_default();
+        let exprs: Vec<ProjectionExpr> = projection
+            .iter()
+            .map(|&i| {
+                let field = self.schema.field(i);
+                let expr: Arc<dyn PhysicalExpr> = if i == file_columns {
+                    let t = Arc::new(Column::new("event_time", position(time)));
+                    Arc::new(CastExpr::new(t, DataType::Date32, None))
+                } else {
+                    Arc::new(Column::new(field.name(), position(i)))
+                };
+                ProjectionExpr { expr, alias: field.name().clone() }
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
     }
 }
 
 #[async_trait::async_trait]
-impl TableProvider for EventsTable {
+impl TableProvider for LakeTable {
     fn schema(&self) -> SchemaRef {
-        self.listing.schema()
+        Arc::clone(&self.schema)
     }
 
     fn table_type(&self) -> TableType {
         TableType::Base
     }
 
+    /// Every filter is applied again above the scan: files are only skipped
+    /// whole here, and the Parquet reader gets the filters from DataFusion.
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        self.listing.supports_filters_pushdown(filters)
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
@@ -233,18 +270,24 @@ impl TableProvider for EventsTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let args = ScanArgs::default().with_projection(projection.map(|p| p.as_slice())).with_filters(Some(filters)).with_limit(limit);
-        Ok(self.scan_with_args(state, args).await?.into_inner())
-    }
-
-    async fn scan_with_args<'a>(&self, state: &dyn Session, args: ScanArgs<'a>) -> datafusion::error::Result<ScanResult> {
-        let given = args.filters().unwrap_or(&[]);
-        let implied = implied_date_filters(given);
-        if implied.is_empty() {
-            return self.listing.scan_with_args(state, args).await;
+        let snapshot = session_snapshot(state, &self.live);
+        let files = self.prune(state, filters, snapshot.files(self.table));
+        if files.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(project_schema(&self.schema, projection)?)));
         }
-        let all: Vec<Expr> = given.iter().cloned().chain(implied).collect();
-        self.listing.scan_with_args(state, args.with_filters(Some(&all))).await
+        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        if self.table != Table::Events {
+            return self.data_source(state, &files, false, Some(wanted), limit).await;
+        }
+        let (dated, mixed): (Vec<Arc<LakeFile>>, Vec<Arc<LakeFile>>) = files.into_iter().partition(|f| f.day().is_some());
+        let mut parts = Vec::new();
+        if !dated.is_empty() {
+            parts.push(self.data_source(state, &dated, true, Some(wanted.clone()), limit).await?);
+        }
+        if !mixed.is_empty() {
+            parts.push(self.per_row_dates(state, &mixed, &wanted, limit).await?);
+        }
+        UnionExec::try_new(parts)
     }
 }
 
@@ -293,190 +336,3 @@ impl TableProvider for ScopedTable {
     }
 }
 
-/// A file in partition `event_date=D` must hold only times of UTC day D, since
-/// filters on event_time skip partitions by that rule ([`EventsTable`]).
-/// Checked by the row groups' statistics; a file without them is taken on trust.
-fn check_partition_day(file: &str, day: NaiveDate, metadata: &ParquetMetaData, schema: &Schema) -> Result<()> {
-    let Ok(field) = schema.field_with_name("event_time") else { return Ok(()) };
-    let DataType::Timestamp(unit, _) = field.data_type() else { return Ok(()) };
-    let columns = metadata.file_metadata().schema_descr().columns();
-    let Some(idx) = columns.iter().position(|c| c.name() == "event_time") else { return Ok(()) };
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
-    for rg in metadata.row_groups() {
-        match rg.column(idx).statistics() {
-            Some(Statistics::Int64(s)) => match (s.min_opt().and_then(|v| micros(*unit, *v)), s.max_opt().and_then(|v| micros(*unit, *v))) {
-                (Some(lo), Some(hi)) => {
-                    first = first.min(lo);
-                    last = last.max(hi);
-                }
-                _ => return Ok(()),
-            },
-            _ => return Ok(()),
-        }
-    }
-    if first > last {
-        return Ok(());
-    }
-    let start = (day - NaiveDate::default()).num_days() * DAY_US;
-    if first < start || last >= start + DAY_US {
-        let at = |us: i64| chrono::DateTime::from_timestamp_micros(us).map_or_else(|| us.to_string(), |t| t.to_rfc3339());
-        return Err(LakeError::IncompatibleFile {
-            file: file.to_string(),
-            column: "event_time".into(),
-            reason: format!(
-                "holds times from {} to {} in partition event_date={day}; every time in a partition must fall on its UTC day (filters on event_time skip other days' partitions)",
-                at(first),
-                at(last)
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// The day of an `events/event_date=YYYY-MM-DD/...` path.
-pub fn partition_day(path: &str) -> Option<NaiveDate> {
-    let seg = path.split('/').find_map(|s| s.strip_prefix("event_date="))?;
-    NaiveDate::parse_from_str(seg, "%Y-%m-%d").ok()
-}
-
-/// Reads every file's footer and checks its columns against the contract.
-/// The footers read are left in the session's metadata cache, where planning
-/// and the Parquet reader look first, so no footer is read twice.
-async fn check_compatible(ctx: &SessionContext, lake: &Lake, table: Table, files: &[ObjectMeta]) -> Result<()> {
-    let declared = table.schema();
-    let required = table.required();
-    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
-    futures::stream::iter(files.iter().cloned())
-        .map(|meta| {
-            let store = lake.store().clone();
-            let declared = declared.clone();
-            let required = required.clone();
-            let cache = cache.clone();
-            async move {
-                let name = lake.relative(&meta.location).to_string();
-                let reader = ParquetObjectReader::new(store, meta.location.clone()).with_file_size(meta.size);
-                let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| {
-                    LakeError::IncompatibleFile { file: name.clone(), column: "-".into(), reason: format!("not a readable Parquet file: {e}") }
-                })?;
-                let found = builder.schema().clone();
-                if table == Table::Events {
-                    if let Some(day) = partition_day(meta.location.as_ref()) {
-                        check_partition_day(&name, day, builder.metadata(), &found)?;
-                    }
-                }
-                cache.put(
-                    &meta.location,
-                    CachedFileMetadataEntry::new(meta.clone(), Arc::new(CachedParquetMetaData::new(builder.metadata().clone()))),
-                );
-                // Nulls in a required column would break queries later: name them now.
-                let parquet_schema = builder.parquet_schema();
-                for column in &required {
-                    let Some(idx) = parquet_schema.columns().iter().position(|c| c.name() == column.as_str()) else { continue };
-                    let nulls: u64 = builder
-                        .metadata()
-                        .row_groups()
-                        .iter()
-                        .filter_map(|rg| rg.column(idx).statistics().and_then(|s| s.null_count_opt()))
-                        .sum();
-                    if nulls > 0 {
-                        return Err(LakeError::IncompatibleFile {
-                            file: name,
-                            column: column.clone(),
-                            reason: format!("has {nulls} NULL values; the contract requires a value in every row"),
-                        });
-                    }
-                }
-                for field in declared.fields() {
-                    match found.field_with_name(field.name()) {
-                        Ok(f) if !compatible(f.data_type(), field.data_type()) => {
-                            return Err(LakeError::IncompatibleFile {
-                                file: name,
-                                column: field.name().clone(),
-                                reason: format!("has type {}, the contract declares {}", f.data_type(), field.data_type()),
-                            })
-                        }
-                        Ok(_) => {}
-                        Err(_) if required.contains(field.name()) => {
-                            return Err(LakeError::IncompatibleFile {
-                                file: name,
-                                column: field.name().clone(),
-                                reason: "required column is missing".into(),
-                            })
-                        }
-                        Err(_) => {}
-                    }
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(us: i64) -> Expr {
-        lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())))
-    }
-
-    fn date(days: i32) -> Expr {
-        lit(ScalarValue::Date32(Some(days)))
-    }
-
-    const DAY: i64 = DAY_US;
-
-    #[test]
-    fn event_time_bounds_imply_whole_days() {
-        let t = col("event_time");
-        let d = || col(EVENT_DATE);
-        // Day 100 at 08:00, and day 100 at midnight.
-        let noon = 100 * DAY + 8 * 3_600_000_000;
-        let midnight = 100 * DAY;
-        let cases = vec![
-            (t.clone().gt_eq(ts(noon)), vec![d().gt_eq(date(100))]),
-            (t.clone().gt(ts(noon)), vec![d().gt_eq(date(100))]),
-            (t.clone().lt_eq(ts(noon)), vec![d().lt_eq(date(100))]),
-            (t.clone().lt(ts(noon)), vec![d().lt_eq(date(100))]),
-            // Strictly before midnight: the day before is the last one.
-            (t.clone().lt(ts(midnight)), vec![d().lt_eq(date(99))]),
-            (t.clone().eq(ts(noon)), vec![d().eq(date(100))]),
-            // The literal first: the operator turns round.
-            (ts(noon).lt_eq(t.clone()), vec![d().gt_eq(date(100))]),
-            (ts(midnight).gt(t.clone()), vec![d().lt_eq(date(99))]),
-            (t.clone().between(ts(noon), ts(noon + 2 * DAY)), vec![d().gt_eq(date(100)), d().lt_eq(date(102))]),
-            (t.clone().gt_eq(ts(noon)).and(t.clone().lt(ts(midnight + 7 * DAY))), vec![d().gt_eq(date(100)), d().lt_eq(date(106))]),
-            // Before 1970: days round down.
-            (t.clone().gt_eq(ts(-1)), vec![d().gt_eq(date(-1))]),
-            // Seconds, milliseconds and nanoseconds are the same instants.
-            (t.clone().gt_eq(lit(ScalarValue::TimestampSecond(Some(noon / 1_000_000), None))), vec![d().gt_eq(date(100))]),
-            (t.clone().gt_eq(lit(ScalarValue::TimestampMillisecond(Some(noon / 1_000), None))), vec![d().gt_eq(date(100))]),
-            (t.clone().lt(lit(ScalarValue::TimestampNanosecond(Some(midnight * 1_000), None))), vec![d().lt_eq(date(99))]),
-        ];
-        for (filter, expected) in cases {
-            assert_eq!(implied_date_filters(std::slice::from_ref(&filter)), expected, "{filter}");
-        }
-    }
-
-    #[test]
-    fn nothing_is_implied_where_a_day_range_would_be_wrong() {
-        let t = col("event_time");
-        let none = vec![
-            // Either side of a range: no one range of days.
-            t.clone().lt(ts(DAY)).or(t.clone().gt(ts(5 * DAY))),
-            t.clone().not_between(ts(DAY), ts(5 * DAY)),
-            t.clone().not_eq(ts(DAY)),
-            // Another column, or a value that is not a literal.
-            col("signup_time").gt_eq(ts(DAY)),
-            t.clone().gt_eq(col("signup_time")),
-            t.clone().gt_eq(lit(ScalarValue::TimestampMicrosecond(None, None))),
-            col("event").eq(lit("login")),
-        ];
-        for filter in none {
-            assert!(implied_date_filters(std::slice::from_ref(&filter)).is_empty(), "{filter}");
-        }
-    }
-}

@@ -1,28 +1,29 @@
-//! The one Parquet writer of the lake. Every file is staged under a name that
-//! queries do not list (`*.parquet.inprogress`), and becomes visible only when
-//! the whole batch of files is committed by renames; an aborted write deletes
-//! its staged files, so a failed ingest leaves the lake as it was.
+//! The one Parquet writer of the lake. A transaction writes its files under
+//! their final names (`vitals-<txn>-<seq>.parquet`), which no reader counts
+//! until the transaction's commit is in the log (see [`log`](super::log)):
+//! one conditional put makes every file of every table and day visible at
+//! once, and a crash at any instant leaves either the whole ingest or none
+//! of it. An aborted transaction deletes its files; a killed one leaves them
+//! invisible until [`vacuum`](super::vacuum) deletes them.
 
-use std::sync::Arc;
-
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::datatypes::TimestampMicrosecondType;
 use bytes::Bytes;
 use chrono::NaiveDate;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use super::log::{checkpoint_due, data_file_name, maybe_checkpoint, new_txn, put_commit, AddFile, Commit, LogState, Put};
 use super::schema::{Table, EVENT_DATE};
-use super::{Lake, Result};
+use super::{Lake, LakeError, Result};
 
 /// Rows per row group: inside the 128k–512k range the contract asks for.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
-const STAGED_SUFFIX: &str = ".inprogress";
 
 /// The columns each table's files are sorted by.
 pub fn sort_columns(table: Table) -> &'static [&'static str] {
@@ -89,114 +90,133 @@ pub fn encode(table: Table, batches: &[RecordBatch]) -> Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// A file written under its staged name, not yet visible.
-#[derive(Debug, Clone)]
-pub struct StagedFile {
-    pub staged: Path,
-    pub target: Path,
-    pub rows: usize,
+/// The first and last event_time of an events batch, in microseconds.
+pub fn time_range(table: Table, batches: &[RecordBatch]) -> Option<(i64, i64)> {
+    if table != Table::Events {
+        return None;
+    }
+    let mut range: Option<(i64, i64)> = None;
+    for b in batches {
+        let times = b.column_by_name("event_time")?.as_primitive_opt::<TimestampMicrosecondType>()?;
+        if let (Some(lo), Some(hi)) = (arrow::compute::min(times), arrow::compute::max(times)) {
+            range = Some(range.map_or((lo, hi), |(a, z)| (a.min(lo), z.max(hi))));
+        }
+    }
+    range
 }
 
-/// A set of files that become visible together.
+/// A set of files that become visible together, in one commit.
 pub struct Transaction {
-    store: Arc<dyn ObjectStore>,
     lake: Lake,
-    id: String,
-    staged: Vec<StagedFile>,
-    /// Committed files this transaction replaces, deleted after the commit.
-    retired: Vec<Path>,
+    txn: String,
+    /// The log version this transaction's reads were made at.
+    base: u64,
+    operation: String,
+    added: Vec<AddFile>,
+    /// Files this transaction takes out of the lake (relative paths).
+    retired: Vec<String>,
     seq: usize,
 }
 
 impl Transaction {
-    pub fn new(lake: &Lake) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let id = format!("{:x}-{:04x}", nanos, std::process::id() & 0xffff);
-        Self { store: lake.store().clone(), lake: lake.clone(), id, staged: Vec::new(), retired: Vec::new(), seq: 0 }
+    /// A transaction whose reads (duplicates, rows it merges) were made at log version `base`.
+    pub fn new(lake: &Lake, base: u64, operation: impl Into<String>) -> Self {
+        Self { lake: lake.clone(), txn: new_txn(), base, operation: operation.into(), added: Vec::new(), retired: Vec::new(), seq: 0 }
     }
 
-    /// The folder a file of `table` goes to (an events file to its day).
-    fn folder(&self, table: Table, day: Option<NaiveDate>) -> Path {
-        let base = self.lake.table_path(table);
+    /// The folder a file of `table` goes to (an events file to its UTC day), relative to the root.
+    fn folder(table: Table, day: Option<NaiveDate>) -> String {
         match (table, day) {
-            (Table::Events, Some(d)) => base.clone().join(format!("{EVENT_DATE}={}", d.format("%Y-%m-%d"))),
-            _ => base,
+            (Table::Events, Some(d)) => format!("{}/{EVENT_DATE}={}", table.name(), d.format("%Y-%m-%d")),
+            _ => table.name().to_string(),
         }
     }
 
-    /// Stages one file. `batches` must already be in the table's schema and
-    /// sorted (see [`sort_batch`]).
+    /// Writes one file. `batches` must already be in the table's schema and
+    /// sorted (see [`sort_batch`]). It is not visible until [`commit`](Self::commit).
     pub async fn stage(&mut self, table: Table, day: Option<NaiveDate>, batches: &[RecordBatch]) -> Result<()> {
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         if rows == 0 {
             return Ok(());
         }
         let bytes = encode(table, batches)?;
-        self.stage_encoded(table, day, bytes, rows).await
+        self.stage_encoded(table, day, bytes, rows, time_range(table, batches)).await
     }
 
-    /// Stages a file already encoded by [`encode`].
-    pub async fn stage_encoded(&mut self, table: Table, day: Option<NaiveDate>, bytes: Bytes, rows: usize) -> Result<()> {
+    /// Writes a file already encoded by [`encode`]; `time` is an events file's event_time range.
+    pub async fn stage_encoded(&mut self, table: Table, day: Option<NaiveDate>, bytes: Bytes, rows: usize, time: Option<(i64, i64)>) -> Result<()> {
         self.seq += 1;
-        let name = format!("part-{}-{:05}.parquet", self.id, self.seq);
-        let folder = self.folder(table, day);
-        let target = folder.clone().join(name.as_str());
-        let staged = folder.clone().join(format!("{name}{STAGED_SUFFIX}"));
-        self.store.put(&staged, PutPayload::from_bytes(bytes)).await?;
-        self.staged.push(StagedFile { staged, target, rows });
+        let path = format!("{}/{}", Self::folder(table, day), data_file_name(&self.txn, self.seq));
+        let size = bytes.len() as u64;
+        // Recorded before the put: if the put fails half-way, abort still deletes it.
+        self.added.push(AddFile { path: path.clone(), size, rows: rows as u64, min_time: time.map(|t| t.0), max_time: time.map(|t| t.1) });
+        self.lake.store().put(&self.lake.child(&path), PutPayload::from_bytes(bytes)).await?;
         Ok(())
     }
 
-    /// Marks committed files that the staged ones replace.
-    pub fn retire(&mut self, files: impl IntoIterator<Item = Path>) {
+    /// Files (relative paths) the staged ones replace; they leave the lake at the commit.
+    pub fn retire(&mut self, files: impl IntoIterator<Item = String>) {
         self.retired.extend(files);
     }
 
-    pub fn staged(&self) -> &[StagedFile] {
-        &self.staged
+    pub fn added(&self) -> &[AddFile] {
+        &self.added
     }
 
-    /// Makes every staged file visible. `after_each` runs after each rename
-    /// (a hook for progress and for fault-injection tests).
-    pub async fn commit(self, mut after_each: impl FnMut(usize)) -> Result<Vec<StagedFile>> {
-        for (i, f) in self.staged.iter().enumerate() {
-            self.store.rename(&f.staged, &f.target).await?;
-            after_each(i);
+    /// Makes every staged file visible, and every retired one invisible, in
+    /// one commit; returns its version (the base when there was nothing to do).
+    ///
+    /// If other commits came first, each is shown to `conflicts`: one that
+    /// changes what this transaction read (a day it de-duplicated against, a
+    /// table it merged) makes the commit fail with [`LakeError::Conflict`]
+    /// after the staged files are deleted, so the caller can start again;
+    /// the others are let through and the next version is tried.
+    pub async fn commit(self, conflicts: impl Fn(&Commit) -> bool) -> Result<u64> {
+        if self.added.is_empty() && self.retired.is_empty() {
+            return Ok(self.base);
         }
-        for old in &self.retired {
-            self.store.delete(old).await?;
+        let mut version = self.base + 1;
+        loop {
+            let commit = Commit {
+                version,
+                txn: self.txn.clone(),
+                at_us: chrono::Utc::now().timestamp_micros(),
+                operation: self.operation.clone(),
+                add: self.added.clone(),
+                remove: self.retired.clone(),
+            };
+            // An error here may hide a commit that happened: the files stay
+            // (vacuum removes them if they were never committed).
+            match put_commit(&self.lake, &commit).await? {
+                Put::Done => break,
+                Put::Taken(other) if conflicts(&other) => {
+                    let what = format!(
+                        "commit {} ({}) changed what this {} read",
+                        other.version, other.operation, self.operation
+                    );
+                    self.abort().await?;
+                    return Err(LakeError::Conflict(what));
+                }
+                Put::Taken(_) => version += 1,
+            }
         }
-        Ok(self.staged)
+        if checkpoint_due(version) {
+            match LogState::load(&self.lake).await {
+                Ok(state) => maybe_checkpoint(&self.lake, &state).await,
+                Err(e) => tracing::warn!("reading the log for a checkpoint: {e}"),
+            }
+        }
+        Ok(version)
     }
 
     /// Deletes every staged file; the lake is as it was.
     pub async fn abort(self) -> Result<()> {
-        for f in &self.staged {
-            match self.store.delete(&f.staged).await {
+        for f in &self.added {
+            match self.lake.store().delete(&self.lake.child(&f.path)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(())
     }
-}
-
-/// Removes staged files that an interrupted process left behind.
-pub async fn sweep_staged(lake: &Lake, table: Table) -> Result<usize> {
-    use futures::TryStreamExt;
-    let prefix = lake.table_path(table);
-    let all: Vec<_> = match lake.store().list(Some(&prefix)).try_collect().await {
-        Ok(v) => v,
-        Err(object_store::Error::NotFound { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    let mut n = 0;
-    for m in all.into_iter().filter(|m| m.location.as_ref().ends_with(STAGED_SUFFIX)) {
-        lake.store().delete(&m.location).await?;
-        n += 1;
-    }
-    Ok(n)
 }

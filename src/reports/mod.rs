@@ -10,7 +10,7 @@ mod slots;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, SchemaRef};
@@ -28,6 +28,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::config::{sql_str, Config};
+use crate::lake::live::LiveLake;
+use crate::lake::tables::{session_snapshot, Scope};
+use crate::lake::Table;
 use crate::functions::{scalar_text, FunctionDoc};
 
 /// What the lake holds, for defaults ("as of the latest day") and range checks.
@@ -35,11 +38,62 @@ use crate::functions::{scalar_text, FunctionDoc};
 pub struct LakeFacts {
     pub first_day: Option<NaiveDate>,
     pub last_day: Option<NaiveDate>,
-    /// The accounts table's org_ids (None when the lake has no accounts table).
+    /// The accounts table's org_ids the session may see (None when the lake has no accounts table).
     pub org_ids: Option<Arc<HashSet<String>>>,
     /// The event names in the lake, looked up the first time a report needs them.
-    pub event_names: Arc<OnceLock<Arc<HashSet<String>>>>,
+    pub event_names: EventNames,
 }
+
+/// The lake's event names, looked up the first time a report needs them.
+type EventNames = Arc<OnceLock<Arc<HashSet<String>>>>;
+
+/// Where a session's reports get their [`LakeFacts`]: from the snapshot the
+/// query reads, so a default date moves as events arrive.
+pub struct FactsSource {
+    live: Arc<LiveLake>,
+    scope: Option<Scope>,
+    /// The event names, looked up once per set of events files (by its fingerprint).
+    names: Mutex<(u64, EventNames)>,
+}
+
+impl FactsSource {
+    pub fn new(live: Arc<LiveLake>, scope: Option<Scope>) -> Self {
+        FactsSource { live, scope, names: Mutex::new((0, Arc::default())) }
+    }
+
+    /// The facts of the snapshot `session` reads, limited to its scope.
+    pub fn facts(&self, session: &dyn Session) -> LakeFacts {
+        let snapshot = session_snapshot(session, &self.live);
+        let events = snapshot.fingerprint(Table::Events);
+        let event_names = {
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            if names.0 != events {
+                *names = (events, Arc::default());
+            }
+            Arc::clone(&names.1)
+        };
+        let org_ids = snapshot.org_ids.as_ref().map(|ids| match &self.scope {
+            Some(scope) => Arc::new(ids.iter().filter(|o| scope.contains(*o)).cloned().collect()),
+            None => Arc::clone(ids),
+        });
+        LakeFacts { first_day: snapshot.first_day, last_day: snapshot.last_day, org_ids, event_names }
+    }
+}
+
+/// A date moved by a number of days, or an error naming the argument when that leaves the calendar.
+fn shift(f: &str, name: &str, d: NaiveDate, days: i64) -> Result<NaiveDate> {
+    Duration::try_days(days)
+        .and_then(|delta| d.checked_add_signed(delta))
+        .ok_or_else(|| plan_datafusion_err!("{f}: {name} is out of range: {d} moved by {days} days leaves the calendar"))
+}
+
+/// Days since 1970-01-01, as Date32 holds them.
+fn date32(f: &str, d: NaiveDate) -> Result<i32> {
+    i32::try_from((d - NaiveDate::default()).num_days()).map_err(|_| plan_datafusion_err!("{f}: the date {d} is out of range"))
+}
+
+/// The longest interval argument: a funnel or window longer than a century means nothing.
+const MAX_INTERVAL_SECONDS: i64 = 36_500 * 86_400;
 
 /// One argument of a report: name, type, and the default when it is left out.
 #[derive(Debug, Clone)]
@@ -228,7 +282,7 @@ enum Body {
 struct ReportFunction {
     template: Template,
     body: Body,
-    facts: LakeFacts,
+    facts: Arc<FactsSource>,
     config: Arc<Config>,
 }
 
@@ -238,27 +292,39 @@ impl fmt::Debug for ReportFunction {
     }
 }
 
+/// What a text interval means: seconds, or a reason it means nothing.
+enum Interval {
+    Seconds(i64),
+    /// A number too large for any clock.
+    Overflow,
+    Unreadable,
+}
+
 /// Seconds in a text interval such as '7 days', '2 weeks', '36 hours' or '3600' (seconds).
-fn interval_seconds(text: &str) -> Option<i64> {
+fn interval_seconds(text: &str) -> Interval {
     let t = text.trim().to_ascii_lowercase();
     if let Ok(s) = t.parse::<i64>() {
-        return Some(s);
+        return Interval::Seconds(s);
     }
-    let (n, unit) = t.split_once(' ')?;
-    let n: i64 = n.trim().parse().ok()?;
-    let per = match unit.trim().trim_end_matches('s') {
+    let Some((n, unit)) = t.split_once(' ') else { return Interval::Unreadable };
+    let n: i64 = match n.trim().parse() {
+        Ok(n) => n,
+        Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow) => return Interval::Overflow,
+        Err(_) => return Interval::Unreadable,
+    };
+    let per: i64 = match unit.trim().trim_end_matches('s') {
         "second" | "sec" => 1,
         "minute" | "min" => 60,
         "hour" => 3600,
         "day" => 86_400,
         "week" => 7 * 86_400,
-        _ => return None,
+        _ => return Interval::Unreadable,
     };
-    Some(n * per)
+    n.checked_mul(per).map_or(Interval::Overflow, Interval::Seconds)
 }
 
 impl ReportFunction {
-    fn arg(&self, p: &Param, value: Option<ScalarValue>) -> Result<Arg> {
+    fn arg(&self, facts: &LakeFacts, p: &Param, value: Option<ScalarValue>) -> Result<Arg> {
         let f = &self.template.name;
         let name = &p.name;
         let value = match value.filter(|v| !v.is_null()) {
@@ -266,18 +332,18 @@ impl ReportFunction {
             None => match &p.default {
                 Some(d) if p.ty == ArgType::Int => ScalarValue::Int64(d.parse().ok()),
                 Some(d) => ScalarValue::Utf8(Some(d.clone())),
-                None => return self.default_arg(name),
+                None => return self.default_arg(facts, name),
             },
         };
         match p.ty {
             ArgType::Date => {
                 if let ScalarValue::Date32(Some(d)) = value {
-                    return Ok(Arg::Date(NaiveDate::default() + Duration::days(d as i64)));
+                    return shift(f, name, NaiveDate::default(), i64::from(d)).map(Arg::Date);
                 }
                 let text = scalar_text(&value).map_or_else(|| value.to_string(), str::to_string);
                 match text.trim() {
-                    "first" => return self.default_arg("first"),
-                    "last" => return self.default_arg("as_of"),
+                    "first" => return self.default_arg(facts, "first"),
+                    "last" => return self.default_arg(facts, "as_of"),
                     _ => {}
                 }
                 NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
@@ -289,16 +355,27 @@ impl ReportFunction {
                 _ => plan_err!("{f}: {name} must be a whole number, got {value}"),
             },
             ArgType::Interval => {
+                let days_secs = |days: i32, secs: i64| i64::from(days).checked_mul(86_400).and_then(|d| d.checked_add(secs));
                 let secs = match &value {
-                    ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => Some(v.days as i64 * 86_400 + v.nanoseconds / 1_000_000_000),
-                    ScalarValue::IntervalDayTime(Some(v)) => Some(v.days as i64 * 86_400 + v.milliseconds as i64 / 1000),
-                    v if scalar_text(v).is_some() => scalar_text(v).and_then(interval_seconds),
-                    v => v.cast_to(&DataType::Int64).ok().and_then(|v| if let ScalarValue::Int64(s) = v { s } else { None }),
+                    ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+                        days_secs(v.days, v.nanoseconds / 1_000_000_000).map_or(Interval::Overflow, Interval::Seconds)
+                    }
+                    ScalarValue::IntervalDayTime(Some(v)) => {
+                        days_secs(v.days, i64::from(v.milliseconds) / 1000).map_or(Interval::Overflow, Interval::Seconds)
+                    }
+                    v if scalar_text(v).is_some() => scalar_text(v).map_or(Interval::Unreadable, interval_seconds),
+                    v => match v.cast_to(&DataType::Int64) {
+                        Ok(ScalarValue::Int64(Some(s))) => Interval::Seconds(s),
+                        _ => Interval::Unreadable,
+                    },
                 };
                 match secs {
-                    Some(s) if s >= 0 => Ok(Arg::Int(s)),
-                    Some(s) => plan_err!("{f}: {name} must not be negative, got {s} seconds"),
-                    None => plan_err!("{f}: {name} must be an interval such as '7 days' or a number of seconds (months are not a fixed length), got {value}"),
+                    Interval::Seconds(s) if (0..=MAX_INTERVAL_SECONDS).contains(&s) => Ok(Arg::Int(s)),
+                    Interval::Seconds(s) if s < 0 => plan_err!("{f}: {name} must not be negative, got {s} seconds"),
+                    Interval::Seconds(_) | Interval::Overflow => {
+                        plan_err!("{f}: {name} must be at most 36500 days ({MAX_INTERVAL_SECONDS} seconds), got {value}")
+                    }
+                    Interval::Unreadable => plan_err!("{f}: {name} must be an interval such as '7 days' or a number of seconds (months are not a fixed length), got {value}"),
                 }
             }
             ArgType::Events => {
@@ -333,13 +410,13 @@ impl ReportFunction {
 
     /// Defaults by name: dates are the latest day with events (`from` four
     /// weeks before it), `days` is 7, `period` is a week.
-    fn default_arg(&self, name: &str) -> Result<Arg> {
+    fn default_arg(&self, facts: &LakeFacts, name: &str) -> Result<Arg> {
         let f = &self.template.name;
-        let last = || self.facts.last_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events, so {name} has no default"));
+        let last = || facts.last_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events, so {name} has no default"));
         match name {
             "as_of" | "to" => Ok(Arg::Date(last()?)),
-            "from" => Ok(Arg::Date(last()? - Duration::days(27))),
-            "first" => Ok(Arg::Date(self.facts.first_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events"))?)),
+            "from" => Ok(Arg::Date(shift(f, name, last()?, -27)?)),
+            "first" => Ok(Arg::Date(facts.first_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events"))?)),
             "days" => Ok(Arg::Int(7)),
             "period" => Ok(Arg::Text("week".into())),
             _ => plan_err!("{f}: argument {name} is required: {}", self.template.signature()),
@@ -347,7 +424,7 @@ impl ReportFunction {
     }
 
     /// Checks the arguments a caller gave.
-    fn args(&self, exprs: &[Expr]) -> Result<Args> {
+    fn args(&self, facts: &LakeFacts, exprs: &[Expr]) -> Result<Args> {
         let t = &self.template;
         let f = &t.name;
         if exprs.len() > t.args.len() {
@@ -359,7 +436,7 @@ impl ReportFunction {
                 Some(e) => Some(const_value(e).ok_or_else(|| plan_datafusion_err!("{f}: {} must be a constant, got {e}", p.name))?),
                 None => None,
             };
-            args.insert(p.name.clone(), self.arg(p, value)?);
+            args.insert(p.name.clone(), self.arg(facts, p, value)?);
         }
         for key in ["days", "periods", "window_days", "max_n", "csms", "per_csm"] {
             if let Some(Arg::Int(v)) = args.get(key) {
@@ -375,10 +452,10 @@ impl ReportFunction {
         }
         for key in ["as_of", "from", "to"] {
             if let Some(Arg::Date(d)) = args.get(key) {
-                self.check_in_data(key, *d)?;
+                self.check_in_data(facts, key, *d)?;
             }
         }
-        if let (Some(Arg::Text(org)), Some(known)) = (args.get("org_id"), &self.facts.org_ids) {
+        if let (Some(Arg::Text(org)), Some(known)) = (args.get("org_id"), &facts.org_ids) {
             if !known.contains(org) {
                 return plan_err!("{f}: unknown org_id '{org}': no such account in the accounts table");
             }
@@ -393,19 +470,26 @@ impl ReportFunction {
 
     /// The placeholder values of a prepared template.
     fn bind(&self, args: &Args) -> Result<Vec<ScalarValue>> {
-        let date = |d: NaiveDate| ScalarValue::Date32(Some((d - NaiveDate::default()).num_days() as i32));
+        let f = &self.template.name;
+        let date = |d: NaiveDate| -> Result<ScalarValue> { Ok(ScalarValue::Date32(Some(date32(f, d)?))) };
+        // `days` back from as_of, k periods of it: days is checked to 1..=3660 first.
+        let back = |k: i64, less: i64| -> Result<ScalarValue> {
+            let days = args.int("days")?;
+            let n = days.checked_mul(k).and_then(|n| n.checked_sub(less)).ok_or_else(|| plan_datafusion_err!("{f}: days is out of range"))?;
+            date(shift(f, "as_of", args.date("as_of")?, -n)?)
+        };
         self.template
             .params
             .iter()
             .map(|p| -> Result<ScalarValue> {
                 Ok(match p.name.as_str() {
-                    "cur_end" => date(args.date("as_of")?),
-                    "cur_start" => date(args.date("as_of")? - Duration::days(args.int("days")? - 1)),
-                    "prev_start" => date(args.date("as_of")? - Duration::days(2 * args.int("days")? - 1)),
-                    "prev_end" => date(args.date("as_of")? - Duration::days(args.int("days")?)),
-                    "prev2_start" => date(args.date("as_of")? - Duration::days(3 * args.int("days")? - 1)),
+                    "cur_end" => date(args.date("as_of")?)?,
+                    "cur_start" => back(1, 1)?,
+                    "prev_start" => back(2, 1)?,
+                    "prev_end" => back(1, 0)?,
+                    "prev2_start" => back(3, 1)?,
                     other => match args.0.get(other) {
-                        Some(Arg::Date(d)) => date(*d),
+                        Some(Arg::Date(d)) => date(*d)?,
                         Some(Arg::Int(v)) => ScalarValue::Int64(Some(*v)),
                         // SQL's VARCHAR is Utf8View in DataFusion's planner.
                         Some(Arg::Text(s)) => ScalarValue::Utf8View(Some(s.clone())),
@@ -418,12 +502,12 @@ impl ReportFunction {
     }
 
     /// Fills the `{{name}}` slots of a rendered template.
-    fn render(&self, body: &str, args: &Args) -> Result<String> {
+    fn render(&self, facts: &LakeFacts, body: &str, args: &Args) -> Result<String> {
         let f = &self.template.name;
         let mut values: HashMap<String, String> = args.0.iter().map(|(k, v)| (k.clone(), v.sql())).collect();
-        values.insert("first_day".into(), self.default_arg("first")?.sql());
-        values.insert("last_day".into(), self.default_arg("as_of")?.sql());
-        values.extend(slots::slots(f, args, &self.config, &self.facts)?);
+        values.insert("first_day".into(), self.default_arg(facts, "first")?.sql());
+        values.insert("last_day".into(), self.default_arg(facts, "as_of")?.sql());
+        values.extend(slots::slots(f, args, &self.config, facts)?);
         let mut out = String::with_capacity(body.len() + 256);
         let mut rest = body;
         while let Some(i) = rest.find("{{") {
@@ -438,9 +522,9 @@ impl ReportFunction {
         Ok(out)
     }
 
-    fn check_in_data(&self, name: &str, d: NaiveDate) -> Result<()> {
+    fn check_in_data(&self, facts: &LakeFacts, name: &str, d: NaiveDate) -> Result<()> {
         let f = &self.template.name;
-        match (self.facts.first_day, self.facts.last_day) {
+        match (facts.first_day, facts.last_day) {
             (Some(first), Some(last)) if d < first || d > last => {
                 plan_err!("{f}: {name} {d} is outside the data, which has events from {first} to {last}")
             }
@@ -469,12 +553,13 @@ impl ReportFunction {
 
 impl TableFunctionImpl for ReportFunction {
     fn call_with_args(&self, call: datafusion::catalog::TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let args = self.args(call.exprs())?;
+        let facts = self.facts.facts(call.session());
+        let args = self.args(&facts, call.exprs())?;
         let events = self.events_to_check(&args);
         let (plan, stages) = match &self.body {
             Body::Prepared(plan) => (plan.clone().with_param_values(self.bind(&args)?)?, Vec::new()),
             Body::Rendered(body) => {
-                let sql = self.render(body, &args)?;
+                let sql = self.render(&facts, body, &args)?;
                 let state = call
                     .session()
                     .as_any()
@@ -487,7 +572,7 @@ impl TableFunctionImpl for ReportFunction {
         if events.is_empty() && stages.is_empty() {
             return Ok(Arc::new(view));
         }
-        Ok(Arc::new(CheckedReport { name: self.template.name.clone(), view, events, known: self.facts.event_names.clone(), stages }))
+        Ok(Arc::new(CheckedReport { name: self.template.name.clone(), view, events, known: facts.event_names.clone(), stages }))
     }
 }
 
@@ -677,12 +762,25 @@ impl TableProvider for CheckedReport {
                 let _ = stage.table.data.set(Arc::new(MemTable::try_new(stage.table.schema.clone(), vec![batches])?));
             }
         }
-        self.view.scan(state, projection, filters, limit).await
+        // The view's plan is optimised here and again as part of the query's
+        // plan. Planned here without dynamic filters, the second pass may
+        // still reorder its joins (DataFusion refuses to swap a join whose
+        // dynamic filter exists) and then adds the dynamic filters itself.
+        let session = state.as_any().downcast_ref::<SessionState>().ok_or_else(|| DataFusionError::Internal("need a SessionState".into()))?;
+        let mut config = session.config().clone();
+        config.options_mut().optimizer.enable_dynamic_filter_pushdown = false;
+        config.options_mut().optimizer.enable_join_dynamic_filter_pushdown = false;
+        config.options_mut().optimizer.enable_topk_dynamic_filter_pushdown = false;
+        config.options_mut().optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+        // The catalog exists: building must not register a fresh, empty one over it.
+        config.options_mut().catalog.create_default_catalog_and_schema = false;
+        let inner = SessionStateBuilder::new_from_existing(session.clone()).with_config(config).build();
+        self.view.scan(&inner, projection, filters, limit).await
     }
 }
 
 /// Plans every template and registers it as a table function.
-pub async fn register(ctx: &SessionContext, config: &Config, facts: LakeFacts, files: &[(&str, &str)]) -> Result<Vec<FunctionDoc>> {
+pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSource>, files: &[(&str, &str)]) -> Result<Vec<FunctionDoc>> {
     let config = Arc::new(config.clone());
     let mut docs = Vec::new();
     for (file, text) in files {
@@ -702,7 +800,7 @@ pub async fn register(ctx: &SessionContext, config: &Config, facts: LakeFacts, f
         };
         docs.push(FunctionDoc { kind: "table", signature: template.signature(), description: template.description.clone(), order: template.order.clone() });
         let name = template.name.clone();
-        ctx.register_udtf(&name, Arc::new(ReportFunction { template, body, facts: facts.clone(), config: config.clone() }));
+        ctx.register_udtf(&name, Arc::new(ReportFunction { template, body, facts: Arc::clone(&facts), config: config.clone() }));
     }
     Ok(docs)
 }

@@ -136,7 +136,7 @@ fn period_number(period: &str, d: NaiveDate) -> i64 {
     match period {
         "day" => days,
         "week" => (days + 3).div_euclid(7),
-        _ => d.year() as i64 * 12 + d.month0() as i64,
+        _ => i64::from(d.year()) * 12 + i64::from(d.month0()),
     }
 }
 

@@ -56,17 +56,14 @@ pub struct ServeArgs {
     pub shutdown_grace: Duration,
 }
 
-/// Engines by scope: one for every account, one per distinct set of accounts.
+/// Engines by scope: one for every account, one per distinct set of accounts,
+/// all over the same live lake.
 pub struct Sessions {
-    base: EngineArgs,
     all: Arc<Engine>,
     scoped: tokio::sync::Mutex<HashMap<Vec<String>, Arc<Engine>>>,
-    /// Each CSM's accounts, looked up at most once a minute (not on every call).
-    csm_accounts: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+    /// Each CSM's accounts, looked up again only when the accounts table changes.
+    csm_accounts: Mutex<HashMap<String, (u64, Vec<String>)>>,
 }
-
-/// How long a CSM's list of accounts is reused before it is read again.
-const CSM_ACCOUNTS_TTL: Duration = Duration::from_secs(60);
 
 impl Sessions {
     /// The engine that sees every account.
@@ -75,9 +72,10 @@ impl Sessions {
     }
 
     async fn csm_accounts(&self, csm: &str) -> Result<Vec<String>, Status> {
+        let accounts = self.all.live().current().fingerprint(crate::lake::Table::Accounts);
         let cached = self.csm_accounts.lock().unwrap_or_else(|p| p.into_inner()).get(csm).cloned();
-        if let Some((at, orgs)) = cached {
-            if at.elapsed() < CSM_ACCOUNTS_TTL {
+        if let Some((seen, orgs)) = cached {
+            if seen == accounts {
                 return Ok(orgs);
             }
         }
@@ -88,7 +86,7 @@ impl Sessions {
         })?;
         let mut orgs: Vec<String> = set.into_iter().collect();
         orgs.sort();
-        self.csm_accounts.lock().unwrap_or_else(|p| p.into_inner()).insert(csm.to_string(), (Instant::now(), orgs.clone()));
+        self.csm_accounts.lock().unwrap_or_else(|p| p.into_inner()).insert(csm.to_string(), (accounts, orgs.clone()));
         Ok(orgs)
     }
 
@@ -103,10 +101,7 @@ impl Sessions {
         if let Some(e) = map.get(&orgs) {
             return Ok(e.clone());
         }
-        let mut args = self.base.clone();
-        args.check_files = false;
-        args.scope = Some(Arc::new(orgs.clone()));
-        let engine = Arc::new(Engine::open(args).await.map_err(|e| {
+        let engine = Arc::new(self.all.scoped(Arc::new(orgs.clone())).await.map_err(|e| {
             tracing::error!("building a scoped session: {e}");
             Status::internal("cannot open a session for this token")
         })?);
@@ -138,6 +133,8 @@ impl ServerState {
         params: Option<&arrow::array::RecordBatch>,
         own_pool: bool,
     ) -> Result<(datafusion::prelude::SessionContext, datafusion::logical_expr::LogicalPlan), Status> {
+        // What was committed since the last refresh, if that was longer ago than the refresh interval.
+        self.sessions.all.refresh_if_stale().await;
         let engine = self.sessions.engine_for(who).await?;
         let memory = own_pool.then_some(self.limits.query_memory);
         let ctx = engine.query_context(memory).map_err(|e| Status::internal(e.to_string()))?;
@@ -229,7 +226,7 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
     let xdbc = flight::xdbc_info().map_err(|e| ServerError::Setup(e.to_string()))?;
     let state = Arc::new(ServerState {
         auth: auth.clone(),
-        sessions: Sessions { base: args.engine.clone(), all, scoped: Default::default(), csm_accounts: Default::default() },
+        sessions: Sessions { all: Arc::clone(&all), scoped: Default::default(), csm_accounts: Default::default() },
         admission: Admission::new(&args.limits),
         limits: args.limits.clone(),
         registry: Arc::new(Registry::default()),
@@ -288,9 +285,26 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
         .add_service(reflection_v1alpha)
         .add_service(tonic::service::interceptor::InterceptedService::new(flight, check.clone()))
         .add_service(tonic::service::interceptor::InterceptedService::new(reports, check));
+    // Keeps the snapshot fresh between queries, so a query rarely waits for a refresh.
+    let refresher = {
+        let live = Arc::clone(all.live());
+        let every = args.engine.refresh_every;
+        tokio::spawn(async move {
+            if every.is_zero() {
+                return;
+            }
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                live.refresh_if_stale().await;
+            }
+        })
+    };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopping));
     shutdown.await;
+    refresher.abort();
     tracing::info!("shutting down: no new connections; running queries get {:?}", args.shutdown_grace);
     let _ = stop_tx.send(true);
     health_reporter.set_not_serving::<FlightServiceServer<flight::FlightSql>>().await;

@@ -32,7 +32,7 @@ async fn files_are_partitioned_sorted_and_compressed() {
     let event_files: Vec<_> = files.iter().filter(|f| f.starts_with("events/")).collect();
     // 26 events on 12 distinct days, one file per day for one ingest.
     assert_eq!(event_files.len(), 12, "{event_files:?}");
-    assert!(event_files.iter().any(|f| f.starts_with("events/event_date=2024-01-02/part-")));
+    assert!(event_files.iter().any(|f| f.starts_with("events/event_date=2024-01-02/vitals-")));
     let mut total = 0;
     for f in &event_files {
         let reader = SerializedFileReader::new(std::fs::File::open(dir.path().join(f)).expect("open")).expect("parquet");
@@ -100,6 +100,33 @@ async fn malformed_rows_reject_the_whole_ingest_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integer_past_its_column_is_refused_in_every_format() {
+    let (dir, lake) = common::fixture_lake().await;
+    let before = lake_files(dir.path());
+    let input = tempfile::tempdir().expect("tmp");
+    // seats is an Int32: 3000000000 does not fit, and must not wrap to a negative number.
+    let cases = [
+        ("big.jsonl", "{\"org_id\":\"acme\",\"seats\":12}\n{\"org_id\":\"zeta\",\"seats\":3000000000}\n", "line 2"),
+        ("big.csv", "org_id,seats\nacme,12\nzeta,3000000000\n", "line 3"),
+        ("neg.jsonl", "{\"org_id\":\"zeta\",\"seats\":-2147483649}\n", "line 1"),
+    ];
+    for (name, text, place) in cases {
+        let path = input.path().join(name);
+        write(&path, text);
+        let (code, _, err) = run(vitals().args(["ingest", "--table", "accounts", "--lake"]).arg(dir.path()).arg(&path));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(name) && err.contains(place) && err.contains("seats") && err.contains("2147483647"), "{name}: {err}");
+        assert_eq!(lake_files(dir.path()), before, "{name}: the lake is unchanged");
+    }
+    // The largest value that fits is taken as it is.
+    let path = input.path().join("max.jsonl");
+    write(&path, "{\"org_id\":\"zeta\",\"seats\":2147483647}\n");
+    let (code, _, err) = run(vitals().args(["ingest", "--table", "accounts", "--lake"]).arg(dir.path()).arg(&path));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(count(&lake, "SELECT seats FROM accounts WHERE org_id = 'zeta'").await, vec!["2147483647"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reject_file_takes_the_bad_rows_and_the_good_ones_land() {
     let (dir, lake) = common::fixture_lake().await;
     let input = tempfile::tempdir().expect("tmp");
@@ -149,8 +176,31 @@ async fn repeated_events_are_dropped_by_id_or_by_content() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_ingest_shows_nothing_partial_and_a_rerun_converges() {
+async fn files_of_an_uncommitted_transaction_stay_invisible_until_vacuumed() {
+    use vitals::lake::log::LogState;
+    use vitals::lake::vacuum::{vacuum, Retention};
+    use vitals::lake::writer::{sort_batch, Transaction};
     let (dir, lake) = common::fixture_lake().await;
+    let total = "SELECT count(*), count(DISTINCT event_id) FROM events";
+    assert_eq!(count(&lake, total).await, vec!["26|26"]);
+    // A transaction that wrote its files (events on three days, a new accounts
+    // file replacing the old one) and was never committed, as after kill -9.
+    let before = LogState::load(&lake).await.expect("log");
+    let engine = common::engine(&lake).await;
+    let events = common::query(&engine, "SELECT * EXCLUDE (event_date) FROM events").await;
+    let mut tx = Transaction::new(&lake, before.version, "test");
+    for b in &events {
+        let b = arrow::record_batch::RecordBatch::try_new(vitals::lake::Table::Events.schema(), cast_all(b)).expect("batch");
+        tx.stage(vitals::lake::Table::Events, chrono::NaiveDate::from_ymd_opt(2024, 1, 25), &[sort_batch(vitals::lake::Table::Events, &b).expect("sort")]).await.expect("stage");
+    }
+    let staged: Vec<String> = tx.added().iter().map(|a| a.path.clone()).collect();
+    assert!(!staged.is_empty());
+    drop(tx);
+    for f in &staged {
+        assert!(dir.path().join(f).is_file(), "{f} was written");
+    }
+    assert_eq!(count(&lake, total).await, vec!["26|26"], "written but not committed: not counted");
+    // An ingest after the crash commits normally and counts once.
     let input = tempfile::tempdir().expect("tmp");
     let path = input.path().join("three_days.csv");
     let mut text = String::from(HEADER);
@@ -158,29 +208,27 @@ async fn an_interrupted_ingest_shows_nothing_partial_and_a_rerun_converges() {
         text.push_str(&format!("\nx{i},2024-01-2{}T10:{:02}:00Z,acme,a{},login,s{i},,,", i % 3, i, 1 + i % 3));
     }
     write(&path, &text);
-    let before_files = parquet_files(dir.path());
-    let total = "SELECT count(*), count(DISTINCT event_id) FROM events";
-    assert_eq!(count(&lake, total).await, vec!["26|26"]);
-
-    // Crash after staging every file, before any becomes visible.
-    let (code, _, _) = run(vitals().env("VITALS_FAILPOINT", "ingest-before-commit").args(["ingest", "--lake"]).arg(dir.path()).arg(&path));
-    assert_eq!(code, 70);
-    assert_eq!(parquet_files(dir.path()), before_files, "no staged file is visible");
-    assert!(lake_files(dir.path()).iter().any(|f| f.ends_with(".inprogress")), "the crash left staged files behind");
-    assert_eq!(count(&lake, total).await, vec!["26|26"]);
-
-    // Crash after the first of three files became visible.
-    let (code, _, _) = run(vitals().env("VITALS_FAILPOINT", "ingest-mid-commit").args(["ingest", "--lake"]).arg(dir.path()).arg(&path));
-    assert_eq!(code, 70);
-    assert_eq!(count(&lake, total).await, vec!["36|36"], "one day's file of ten rows is visible");
-
-    // Running the same ingest again converges to one copy of every event.
     for _ in 0..2 {
         let (code, _, err) = run(vitals().args(["ingest", "--lake"]).arg(dir.path()).arg(&path));
         assert_eq!(code, 0, "{err}");
         assert_eq!(count(&lake, total).await, vec!["56|56"]);
     }
-    assert!(!lake_files(dir.path()).iter().any(|f| f.ends_with(".inprogress")), "staged leftovers are swept");
+    // The crashed transaction's files go at the first vacuum past their retention.
+    let kept = vacuum(&lake, Retention::default()).await.expect("vacuum");
+    assert_eq!(kept.uncommitted_deleted, 0, "a day has not passed");
+    let now = std::time::Duration::ZERO;
+    let swept = vacuum(&lake, Retention { removed: now, uncommitted: now }).await.expect("vacuum");
+    assert_eq!(swept.uncommitted_deleted, staged.len());
+    for f in &staged {
+        assert!(!dir.path().join(f).exists(), "{f} deleted");
+    }
+    assert_eq!(count(&lake, total).await, vec!["56|56"]);
+}
+
+/// A batch read back from SQL in the declared types (views as plain strings).
+fn cast_all(b: &arrow::record_batch::RecordBatch) -> Vec<arrow::array::ArrayRef> {
+    let schema = vitals::lake::Table::Events.schema();
+    schema.fields().iter().map(|f| arrow::compute::cast(b.column_by_name(f.name()).expect("column"), f.data_type()).expect("cast")).collect()
 }
 
 /// A file another tool wrote: nanosecond timestamps without a zone, Int32

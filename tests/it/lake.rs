@@ -48,3 +48,26 @@ fn a_missing_input_file_makes_no_lake() {
     assert!(err.contains("absent.csv") && err.contains("no such file"), "{err}");
     assert!(!lake.exists(), "no lake folder was created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_columns_print_in_every_output_format() {
+    let (dir, _lake) = common::fixture_lake().await;
+    // Per user: logged in; and viewed a page; and created a project (only b1).
+    let q = "SELECT user_id, retention(event = 'login', event = 'page_view', event = 'create_project') AS r, ['x', 'it''s'] AS s FROM events GROUP BY user_id ORDER BY user_id";
+    let (code, out, err) = run(vitals().args(["sql", "--format", "csv", "--lake"]).arg(dir.path()).arg(q));
+    assert_eq!(code, 0, "{err}");
+    let want = "user_id,r,s\n\
+                a1,\"[1,1,0]\",\"['x','it\\'s']\"\n\
+                a2,\"[1,1,0]\",\"['x','it\\'s']\"\n\
+                a3,\"[1,1,0]\",\"['x','it\\'s']\"\n\
+                b1,\"[1,1,1]\",\"['x','it\\'s']\"\n\
+                b2,\"[1,1,0]\",\"['x','it\\'s']\"\n";
+    assert_eq!(out, want);
+    let (code, out, err) = run(vitals().args(["sql", "--format", "json", "--lake"]).arg(dir.path()).arg(q));
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(rows[3], serde_json::json!({"user_id": "b1", "r": [1, 1, 1], "s": ["x", "it's"]}));
+    let (code, out, err) = run(vitals().args(["sql", "--lake"]).arg(dir.path()).arg(q));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("│ b1      ┆ [1,1,1] ┆ ['x','it\\'s'] │"), "{out}");
+}

@@ -64,6 +64,13 @@ fn units_per_second(t: &DataType) -> i64 {
     }
 }
 
+/// Whether a type can be a condition: boolean, or an integer as ClickHouse's
+/// UInt8 conditions are (0 false, anything else true; coerced to boolean, so
+/// NULL stays NULL and skips the row).
+pub fn is_condition(t: &DataType) -> bool {
+    matches!(t, DataType::Boolean | DataType::Null) || t.is_integer()
+}
+
 /// Checks argument types; returns the index of the timestamp argument.
 fn check_types(kind: Kind, types: &[DataType]) -> Result<usize> {
     let name = kind.name();
@@ -96,8 +103,8 @@ fn check_types(kind: Kind, types: &[DataType]) -> Result<usize> {
         return plan_err!("{name} takes 1 to {MAX_CONDITIONS} conditions, got {conds}");
     }
     for (i, t) in types[ts + 1..].iter().enumerate() {
-        if !matches!(t, DataType::Boolean | DataType::Null) {
-            return plan_err!("{name}: condition {} must be boolean, got {t}", i + 1);
+        if !is_condition(t) {
+            return plan_err!("{name}: condition {} must be boolean or an integer (0 is false), got {t}", i + 1);
         }
     }
     Ok(ts)
@@ -124,8 +131,9 @@ fn window_units(value: &ScalarValue, ts_type: Option<&DataType>) -> Result<i64> 
     let per_second = ts_type.map_or(1, units_per_second);
     let nanos_to_units = |nanos: i128| -> Result<i64> {
         match ts_type {
-            Some(DataType::Timestamp(_, _)) | None => Ok((nanos * per_second as i128 / 1_000_000_000) as i64),
-            Some(DataType::Date32) => Ok((nanos / 86_400_000_000_000) as i64),
+            Some(DataType::Timestamp(_, _)) | None => i64::try_from(nanos * i128::from(per_second) / 1_000_000_000)
+                .map_err(|_| plan_datafusion_err!("{name}: the window is too long")),
+            Some(DataType::Date32) => i64::try_from(nanos / 86_400_000_000_000).map_err(|_| plan_datafusion_err!("{name}: the window is too long")),
             Some(t) => plan_err!("{name}: an INTERVAL window needs a timestamp column, not {t}; give the window as a number in the column's unit"),
         }
     };
@@ -135,9 +143,9 @@ fn window_units(value: &ScalarValue, ts_type: Option<&DataType>) -> Result<i64> 
             if v.months != 0 {
                 return plan_err!("{name}: a window in months or years has no fixed length; give it in days");
             }
-            nanos_to_units(v.days as i128 * 86_400_000_000_000 + v.nanoseconds as i128)?
+            nanos_to_units(i128::from(v.days) * 86_400_000_000_000 + i128::from(v.nanoseconds))?
         }
-        ScalarValue::IntervalDayTime(Some(v)) => nanos_to_units(v.days as i128 * 86_400_000_000_000 + v.milliseconds as i128 * 1_000_000)?,
+        ScalarValue::IntervalDayTime(Some(v)) => nanos_to_units(i128::from(v.days) * 86_400_000_000_000 + i128::from(v.milliseconds) * 1_000_000)?,
         ScalarValue::IntervalYearMonth(_) => return plan_err!("{name}: a window in months or years has no fixed length; give it in days"),
         v => match v.cast_to(&DataType::Int64)? {
             ScalarValue::Int64(Some(w)) if w >= 0 => {

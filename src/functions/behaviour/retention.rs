@@ -36,8 +36,8 @@ fn check(types: &[DataType]) -> Result<()> {
         return plan_err!("retention takes 2 to {MAX_CONDITIONS} conditions, got {}", types.len());
     }
     for (i, t) in types.iter().enumerate() {
-        if !matches!(t, DataType::Boolean | DataType::Null) {
-            return plan_err!("retention: condition {} must be boolean, got {t}", i + 1);
+        if !super::is_condition(t) {
+            return plan_err!("retention: condition {} must be boolean or an integer (0 is false), got {t}", i + 1);
         }
     }
     Ok(())
