@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::pruning::PrunableStatistics;
@@ -23,7 +24,9 @@ use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder, SortExpr, Tab
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::{create_lex_ordering, PhysicalExpr};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
@@ -128,8 +131,7 @@ impl LakeTable {
     fn prune(&self, state: &dyn Session, filters: &[Expr], files: &[Arc<LakeFile>]) -> Vec<Arc<LakeFile>> {
         let all = || files.to_vec();
         let Some(predicate) = conjunction(filters.iter().cloned()) else { return all() };
-        let Ok(df_schema) = DFSchema::try_from(self.schema.as_ref().clone()) else { return all() };
-        let Ok(physical) = state.create_physical_expr(predicate, &df_schema) else { return all() };
+        let Ok(physical) = physical_over(state, &self.schema, predicate) else { return all() };
         let Some(pruning) = PruningPredicateBuilder::new().with_file_schema(Arc::clone(&self.schema)).build(physical) else { return all() };
         let stats: Vec<Arc<Statistics>> = files.iter().map(|f| self.pruning_stats(f)).collect();
         match pruning.prune(&PrunableStatistics::new(stats, Arc::clone(&self.schema))) {
@@ -213,24 +215,33 @@ impl LakeTable {
         self.format.create_physical_plan(state, config).await
     }
 
-    /// Files whose rows span several UTC days: `event_date` computed from `event_time` per row.
+    /// Files whose rows span several UTC days: `event_date` computed from
+    /// `event_time` per row, and the filters on it applied to those rows.
     async fn per_row_dates(
         &self,
         state: &dyn Session,
         files: &[Arc<LakeFile>],
         projection: &[usize],
+        by_date: Option<Expr>,
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let file_columns = sql_schema(self.table).fields().len();
         let time = sql_schema(self.table).index_of("event_time")?;
-        // Read the file columns asked for, and event_time where event_date is.
-        let mut read: Vec<usize> = projection.iter().copied().filter(|i| *i < file_columns).collect();
-        if projection.contains(&file_columns) && !read.contains(&time) {
+        // The columns computed: those asked for, and event_date where a filter needs it.
+        let mut out: Vec<usize> = projection.to_vec();
+        if by_date.is_some() && !out.contains(&file_columns) {
+            out.push(file_columns);
+        }
+        // Read the file columns among them, and event_time where event_date is.
+        let mut read: Vec<usize> = out.iter().copied().filter(|i| *i < file_columns).collect();
+        if out.contains(&file_columns) && !read.contains(&time) {
             read.push(time);
         }
+        // A limit counts rows before a filter here: only without one.
+        let limit = if by_date.is_some() { None } else { limit };
         let scan = self.data_source(state, files, false, Some(read.clone()), limit).await?;
         let position = |i: usize| read.iter().position(|r| *r == i).unwrap_or_default();
-        let exprs: Vec<ProjectionExpr> = projection
+        let exprs: Vec<ProjectionExpr> = out
             .iter()
             .map(|&i| {
                 let field = self.schema.field(i);
@@ -243,8 +254,42 @@ impl LakeTable {
                 ProjectionExpr { expr, alias: field.name().clone() }
             })
             .collect();
-        Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
+        let dated: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(exprs, scan)?);
+        let Some(predicate) = by_date else { return Ok(dated) };
+        let filter = physical_over(state, &dated.schema(), predicate)?;
+        let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(filter, dated)?);
+        if out.len() == projection.len() {
+            return Ok(filtered);
+        }
+        // Drop the event_date only the filter needed.
+        let keep: Vec<ProjectionExpr> = projection
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| ProjectionExpr { expr: Arc::new(Column::new(self.schema.field(i).name(), k)), alias: self.schema.field(i).name().clone() })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(keep, filtered)?))
     }
+}
+
+/// Whether a filter reads `event_date` and nothing else (and gives the same answer every time).
+fn date_only(filter: &Expr) -> bool {
+    let columns = filter.column_refs();
+    !columns.is_empty() && columns.iter().all(|c| c.name == EVENT_DATE) && !filter.is_volatile()
+}
+
+/// A filter as a physical expression over `schema`, its columns matched by name
+/// (a scan's filters may carry the table's or a view's qualifier).
+fn physical_over(state: &dyn Session, schema: &SchemaRef, filter: Expr) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
+    let unqualified = filter
+        .transform(|e| {
+            Ok(match e {
+                Expr::Column(c) if c.relation.is_some() => Transformed::yes(Expr::Column(datafusion::common::Column::new_unqualified(c.name))),
+                other => Transformed::no(other),
+            })
+        })?
+        .data;
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    state.create_physical_expr(unqualified, &df_schema)
 }
 
 #[async_trait::async_trait]
@@ -257,10 +302,22 @@ impl TableProvider for LakeTable {
         TableType::Base
     }
 
-    /// Every filter is applied again above the scan: files are only skipped
-    /// whole here, and the Parquet reader gets the filters from DataFusion.
+    /// A filter on `event_date` alone is applied here, exactly: a file of one
+    /// day is kept or skipped whole by it, and the rows of other files are
+    /// filtered as their dates are computed. Every other filter is applied
+    /// again above the scan (files are only skipped here by statistics; the
+    /// Parquet reader gets the filters from DataFusion).
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.table == Table::Events && date_only(f) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
     }
 
     async fn scan(
@@ -272,20 +329,41 @@ impl TableProvider for LakeTable {
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let snapshot = session_snapshot(state, &self.live);
         let files = self.prune(state, filters, snapshot.files(self.table));
-        if files.is_empty() {
-            return Ok(Arc::new(EmptyExec::new(project_schema(&self.schema, projection)?)));
-        }
         let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
         if self.table != Table::Events {
+            if files.is_empty() {
+                return Ok(Arc::new(EmptyExec::new(project_schema(&self.schema, projection)?)));
+            }
             return self.data_source(state, &files, false, Some(wanted), limit).await;
         }
-        let (dated, mixed): (Vec<Arc<LakeFile>>, Vec<Arc<LakeFile>>) = files.into_iter().partition(|f| f.day().is_some());
+        // Filters on event_date alone are this scan's to apply, exactly (see supports_filters_pushdown).
+        let by_date = conjunction(filters.iter().filter(|f| date_only(f)).cloned());
+        let (mut dated, mixed): (Vec<Arc<LakeFile>>, Vec<Arc<LakeFile>>) = files.into_iter().partition(|f| f.day().is_some());
+        if let Some(predicate) = &by_date {
+            // A file of one day: every row has the same event_date, so the filter keeps all of it or none.
+            let date_schema = Arc::new(Schema::new(vec![event_date_field()]));
+            let physical = physical_over(state, &date_schema, predicate.clone())?;
+            let mut kept = Vec::with_capacity(dated.len());
+            for f in dated {
+                let day = Arc::new(arrow::array::Date32Array::from(vec![f.day()]));
+                let batch = arrow::record_batch::RecordBatch::try_new(Arc::clone(&date_schema), vec![day])?;
+                let verdict = physical.evaluate(&batch)?.into_array(1)?;
+                let verdict = verdict.as_boolean_opt().ok_or_else(|| datafusion::error::DataFusionError::Internal("a filter that is not boolean".into()))?;
+                if verdict.is_valid(0) && verdict.value(0) {
+                    kept.push(f);
+                }
+            }
+            dated = kept;
+        }
         let mut parts = Vec::new();
         if !dated.is_empty() {
             parts.push(self.data_source(state, &dated, true, Some(wanted.clone()), limit).await?);
         }
         if !mixed.is_empty() {
-            parts.push(self.per_row_dates(state, &mixed, &wanted, limit).await?);
+            parts.push(self.per_row_dates(state, &mixed, &wanted, by_date, limit).await?);
+        }
+        if parts.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(project_schema(&self.schema, projection)?)));
         }
         UnionExec::try_new(parts)
     }

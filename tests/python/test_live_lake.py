@@ -111,6 +111,9 @@ QUERIES = [
     "SELECT * FROM account_usage('2026-09-25', 7) ORDER BY org_id",
     "SELECT day, module, share_pct FROM module_usage_share('2026-09-20', '2026-09-30') ORDER BY day, module",
     "SELECT org_id, day, visits FROM account_daily WHERE day >= DATE '2026-09-27' ORDER BY org_id, day",
+    # A limit over a date filter: the rows kept are counted after the filter, not before.
+    "SELECT count(*) AS n, min(event_date) AS lo, max(event_date) AS hi FROM (SELECT event_date FROM events WHERE event_date = DATE '2026-09-21' LIMIT 50)",
+    "SELECT count(*) AS n FROM events WHERE CAST(event_date AS VARCHAR) LIKE '%-2_' AND event_time < TIMESTAMP '2026-09-24T07:00:00+08:00'",
 ]
 
 
@@ -333,6 +336,13 @@ def test_a_running_server_sees_ingests_without_a_restart(tmp_path):
         assert ask(server, "SELECT count(*) AS n FROM accounts")[0]["n"] == 6
         usage = ask(server, "SELECT org_id, name FROM account_usage('2026-10-02', 7) ORDER BY org_id")
         assert {"org_id": org, "name": "Renamed Ltd"} in usage and len(usage) == 6
+        # A file that breaks the contract, dropped in while serving: left out and named, the rest served.
+        total = ask(server, "SELECT count(*) AS n FROM events")[0]["n"]
+        bad = lake / "events" / "event_date=2026-10-02" / "text-times.parquet"
+        pq.write_table(pa.table({"event_time": ["2026-10-02"], "org_id": [org], "user_id": ["x"], "event": ["login"]}), bad)
+        wait_for("the warning", lambda: "events/event_date=2026-10-02/text-times.parquet" in server.log_path.read_text())
+        assert "event_time" in server.log_path.read_text().split("text-times.parquet")[1].splitlines()[0]
+        assert ask(server, "SELECT count(*) AS n FROM events")[0]["n"] == total
     finally:
         assert server.stop() == 0
 

@@ -166,6 +166,28 @@ def test_retention_matches_clickhouse(lake):
     )
 
 
+def test_integer_conditions_match_clickhouse_and_the_boolean_forms(lake):
+    """ClickHouse's own tests write conditions as UInt8 values:
+    `retention(1, ...)`, `windowFunnel(10)(t, 1, x = 2)`. 0 is false, anything
+    else true, NULL skips the row; vitals' integer form equals its boolean one."""
+    contains_b = "toUInt8(position(module, 'b'))"
+    cases = [
+        ("array_to_string(retention(1, strpos(module, 'b'), module = 'c'), ',')", f"arrayStringConcat(retention(1, {contains_b}, module = 'c'), ',')"),
+        ("array_to_string(retention(true, strpos(module, 'b') <> 0, module = 'c'), ',')", f"arrayStringConcat(retention(1, {contains_b}, module = 'c'), ',')"),
+        ("window_funnel(10, event_time, 1, strpos(module, 'b'), module = 'c')", f"windowFunnel(10)(toUInt64(toUnixTimestamp(event_time)), 1, {contains_b}, module = 'c')"),
+        ("window_funnel(10, event_time, true, strpos(module, 'b') <> 0, module = 'c')", f"windowFunnel(10)(toUInt64(toUnixTimestamp(event_time)), 1, {contains_b}, module = 'c')"),
+        ("window_funnel(10, event_time, module = 'a', 0)", "windowFunnel(10)(toUInt64(toUnixTimestamp(event_time)), module = 'a', 0)"),
+    ]
+    compare(
+        lake,
+        "integer conditions",
+        f"SELECT user_id, {', '.join(o for o, _ in cases)} FROM events WHERE user_id LIKE 'u%' GROUP BY user_id",
+        f"SELECT user_id, {', '.join(t for _, t in cases)} FROM {{src}} WHERE user_id LIKE 'u%' GROUP BY user_id",
+        [o for o, _ in cases],
+        "u",
+    )
+
+
 PATTERNS = [
     "(?1)(?2)",
     "(?1).*(?3)",
