@@ -100,6 +100,18 @@ pub struct ServeCmd {
     /// After SIGINT/SIGTERM: how long running queries may go on before they are cancelled.
     #[arg(long, env = "VITALS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: std::time::Duration,
+    /// Longest SQL text one query may have (ClickHouse's max_query_size); longer is refused before parsing.
+    #[arg(long, env = "VITALS_MAX_QUERY_SIZE", default_value = "256KiB", value_parser = parse_size)]
+    pub max_query_size: usize,
+    /// Most words, numbers, strings and symbols one query may have (ClickHouse's max_ast_elements).
+    #[arg(long, env = "VITALS_MAX_QUERY_ELEMENTS", default_value_t = 50_000)]
+    pub max_query_elements: usize,
+    /// How deep one expression may nest: operators in a chain and parentheses (ClickHouse's max_ast_depth).
+    #[arg(long, env = "VITALS_MAX_EXPRESSION_DEPTH", default_value_t = 1_000)]
+    pub max_expression_depth: usize,
+    /// Prepared statements one token may hold open at once.
+    #[arg(long, env = "VITALS_MAX_PREPARED_STATEMENTS", default_value_t = 100)]
+    pub max_prepared_statements: usize,
 }
 
 #[derive(Debug, Args)]
@@ -278,7 +290,7 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            1
+            exit_code(e.as_ref())
         }
     }
 }
@@ -335,6 +347,16 @@ async fn run_ingest(c: IngestCmd) -> CliResult {
     Ok(())
 }
 
+/// 2 for a mistake in a query or its arguments, 3 for a limit reached, 1 for
+/// anything else (a lake, config or view file that cannot be used included).
+fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
+    let query_error = e.downcast_ref::<datafusion::error::DataFusionError>().or(match e.downcast_ref::<crate::engine::EngineError>() {
+        Some(crate::engine::EngineError::DataFusion(d)) => Some(d),
+        _ => None,
+    });
+    query_error.map_or(1, |d| crate::engine::kind::kind_of(d).exit_code())
+}
+
 async fn run_vacuum(c: VacuumCmd) -> CliResult {
     let lake = Lake::open(&c.lake, false)?;
     let keep = crate::lake::vacuum::Retention { removed: c.older_than, uncommitted: c.older_than };
@@ -386,6 +408,10 @@ async fn run_serve(c: ServeCmd) -> CliResult {
         queue_timeout: c.queue_timeout,
         max_rows: c.max_result_rows,
         max_bytes: c.max_result_bytes,
+        max_query_bytes: c.max_query_size,
+        max_query_elements: c.max_query_elements,
+        max_expression_depth: c.max_expression_depth,
+        max_prepared_per_principal: c.max_prepared_statements,
     };
     let tls = c.tls_cert.clone().zip(c.tls_key.clone());
     let args = crate::server::ServeArgs { engine, config_path: c.lake.config.clone(), limits, tls, shutdown_grace: c.shutdown_grace };
@@ -446,7 +472,7 @@ async fn run_report(c: ReportCmd) -> CliResult {
     };
     let Some(entry) = reports.iter().find(|e| e.name.split('(').next() == Some(name.as_str())) else {
         let names: Vec<&str> = reports.iter().filter_map(|e| e.name.split('(').next()).collect();
-        return Err(format!("unknown report '{name}'; reports are: {}", names.join(", ")).into());
+        return Err(datafusion::error::DataFusionError::Plan(format!("unknown report '{name}'; reports are: {}", names.join(", "))).into());
     };
     let sql = report_sql(name, &c.args, entry.order.as_deref());
     let stdout = std::io::stdout();

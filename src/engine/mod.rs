@@ -23,6 +23,8 @@ use crate::lake::tables::{PinnedSnapshot, Scope};
 use crate::lake::{self, Lake, LakeError, Table};
 use crate::reports::{self, FactsSource};
 
+pub mod kind;
+
 mod sql_files {
     include!(concat!(env!("OUT_DIR"), "/sql_files.rs"));
 }

@@ -4,6 +4,8 @@
 //! of serving.
 
 pub mod behaviour;
+pub mod checked;
+pub mod guard;
 pub mod scalar;
 
 use datafusion::common::ScalarValue;
@@ -29,6 +31,8 @@ pub struct FunctionDoc {
 
 /// Registers the scalar and aggregate functions.
 pub fn register_scalar(ctx: &SessionContext) -> Vec<FunctionDoc> {
+    guard::register(ctx);
+    checked::register(ctx);
     let mut docs = scalar::register(ctx);
     docs.extend(behaviour::register(ctx));
     docs

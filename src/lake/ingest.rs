@@ -305,11 +305,10 @@ impl<'a> IngestState<'a> {
         for row in 0..batch.num_rows() {
             let day = day_of(times.value(row))
                 .ok_or_else(|| LakeError::Input(format!("event_time out of range in row {}", row + 1)))?;
-            if !self.seen.contains_key(&day) {
-                let existing = existing_ids(self.lake, self.snapshot, day).await?;
-                self.seen.insert(day, existing);
-            }
-            let seen = self.seen.get_mut(&day).ok_or_else(|| LakeError::Input("internal: day set".into()))?;
+            let seen = match self.seen.entry(day) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(existing_ids(self.lake, self.snapshot, day).await?),
+            };
             if seen.insert(ids.value(row).to_string()) {
                 by_day.entry(day).or_default().push(row as u32);
             } else {

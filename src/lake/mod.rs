@@ -11,6 +11,7 @@ pub mod log;
 pub mod mapped;
 pub mod scan;
 pub mod schema;
+pub mod scope;
 pub mod snapshot;
 pub mod tables;
 pub mod vacuum;

@@ -17,10 +17,11 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
-use datafusion::datasource::{provider_as_source, TableType, ViewTable};
+use datafusion::datasource::physical_plan::ParquetSource;
+use datafusion::datasource::TableType;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder, SortExpr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{col, lit, Expr, SortExpr, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::{create_lex_ordering, PhysicalExpr};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
@@ -34,6 +35,7 @@ use datafusion::prelude::SessionContext;
 
 use super::live::LiveLake;
 use super::scan::{dictionary_type, LakeFormat};
+use super::scope::ScopeExec;
 use super::schema::{Table, EVENT_DATE};
 use super::snapshot::{LakeFile, Snapshot};
 use super::writer::sort_columns;
@@ -99,31 +101,36 @@ pub type Scope = Arc<Vec<String>>;
 pub fn register(ctx: &SessionContext, live: &Arc<LiveLake>, scope: Option<&Scope>) -> Result<()> {
     live.lake().register_store(ctx);
     for table in Table::ALL {
-        let provider: Arc<dyn TableProvider> = Arc::new(LakeTable::new(table, live)?);
-        let provider = match scope {
-            Some(orgs) => scoped(table, provider, orgs)?,
-            None => provider,
-        };
+        let provider: Arc<dyn TableProvider> = Arc::new(LakeTable::new(table, live, scope.cloned())?);
         ctx.register_table(table.name(), provider).map_err(|e| LakeError::datafusion(format!("registering {}", table.name()), e))?;
     }
     Ok(())
 }
 
-/// One lake table: the files of a snapshot, read through [`LakeFormat`].
+/// One lake table: the files of a snapshot, read through [`LakeFormat`];
+/// with a scope, only its accounts' rows, behind a [`ScopeExec`].
 #[derive(Debug)]
 pub struct LakeTable {
     table: Table,
     live: Arc<LiveLake>,
+    scope: Option<Scope>,
     schema: SchemaRef,
     format: Arc<LakeFormat>,
     url: ObjectStoreUrl,
 }
 
 impl LakeTable {
-    pub fn new(table: Table, live: &Arc<LiveLake>) -> Result<Self> {
+    pub fn new(table: Table, live: &Arc<LiveLake>, scope: Option<Scope>) -> Result<Self> {
         let url = live.lake().table_url(table)?.object_store();
         let format = Arc::new(LakeFormat::new(ParquetFormat::default(), dictionary_columns(table)));
-        Ok(Self { table, live: Arc::clone(live), schema: table_schema(table), format, url })
+        Ok(Self { table, live: Arc::clone(live), scope, schema: table_schema(table), format, url })
+    }
+
+    /// `org_id IN (the scope's accounts)`; false for an empty scope.
+    fn scope_predicate(&self) -> Option<Expr> {
+        let orgs = self.scope.as_ref()?;
+        let list: Vec<Expr> = orgs.iter().map(|o| lit(o.as_str())).collect();
+        Some(if list.is_empty() { lit(false) } else { col("org_id").in_list(list, false) })
     }
 
     /// The files whose statistics do not rule out every row the filters keep.
@@ -196,7 +203,20 @@ impl LakeTable {
                 p.with_statistics(Arc::clone(&f.stats))
             })
             .collect();
-        let statistics = Statistics::try_merge_iter(parts.iter().filter_map(|p| p.statistics.as_deref()), &full)?;
+        // A scoped session learns nothing from the whole files' statistics.
+        let statistics = if self.scope.is_some() {
+            Statistics::new_unknown(&full)
+        } else {
+            Statistics::try_merge_iter(parts.iter().filter_map(|p| p.statistics.as_deref()), &full)?
+        };
+        let parts: Vec<PartitionedFile> = if self.scope.is_some() {
+            parts.into_iter().map(|mut p| {
+                p.statistics = None;
+                p
+            }).collect()
+        } else {
+            parts
+        };
         let groups = Self::balance(parts, state.config().target_partitions());
         // The sort order only where every file's footer records it (another tool's files may be in any order).
         let ordering = if files.iter().all(|f| f.sorted) {
@@ -205,7 +225,15 @@ impl LakeTable {
         } else {
             Vec::new()
         };
-        let config = FileScanConfigBuilder::new(self.url.clone(), self.format.file_source(schema))
+        let mut source = self.format.file_source(schema);
+        if let Some(scope) = self.scope_predicate() {
+            // The reader skips other accounts' row groups and rows; ScopeExec above is the boundary.
+            let predicate = physical_over(state, &full, scope)?;
+            if let Some(parquet) = source.downcast_ref::<ParquetSource>() {
+                source = Arc::new(parquet.with_predicate(predicate));
+            }
+        }
+        let config = FileScanConfigBuilder::new(self.url.clone(), source)
             .with_file_groups(groups)
             .with_statistics(statistics)
             .with_projection_indices(projection)?
@@ -213,6 +241,47 @@ impl LakeTable {
             .with_output_ordering(ordering)
             .build();
         self.format.create_physical_plan(state, config).await
+    }
+
+    /// The scan of a scoped session: the files of the scope's accounts (skipped
+    /// by statistics with the scope and the query's filters), then ScopeExec;
+    /// everything the query wrote runs above it. Filters on event_date are not
+    /// worked out here per file, which could fail on a day only other accounts have.
+    async fn scoped_scan(
+        &self,
+        state: &dyn Session,
+        snapshot: &Snapshot,
+        scope: Expr,
+        filters: &[Expr],
+        wanted: &[usize],
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let mut all_filters = filters.to_vec();
+        all_filters.push(scope.clone());
+        let files = self.prune(state, &all_filters, snapshot.files(self.table));
+        let org = self.schema.index_of("org_id")?;
+        let mut read = wanted.to_vec();
+        if !read.contains(&org) {
+            read.push(org);
+        }
+        if files.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(project_schema(&self.schema, Some(&wanted.to_vec()))?)));
+        }
+        let mut parts = Vec::new();
+        if self.table != Table::Events {
+            parts.push(self.data_source(state, &files, false, Some(read.clone()), None).await?);
+        } else {
+            let (dated, mixed): (Vec<Arc<LakeFile>>, Vec<Arc<LakeFile>>) = files.into_iter().partition(|f| f.day().is_some());
+            if !dated.is_empty() {
+                parts.push(self.data_source(state, &dated, true, Some(read.clone()), None).await?);
+            }
+            if !mixed.is_empty() {
+                parts.push(self.per_row_dates(state, &mixed, &read, None, None).await?);
+            }
+        }
+        let input = UnionExec::try_new(parts)?;
+        let predicate = physical_over(state, &input.schema(), scope)?;
+        let keep: Vec<usize> = (0..wanted.len()).collect();
+        Ok(Arc::new(ScopeExec::try_new(input, predicate, keep)?))
     }
 
     /// Files whose rows span several UTC days: `event_date` computed from
@@ -311,7 +380,7 @@ impl TableProvider for LakeTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if self.table == Table::Events && date_only(f) {
+                if self.table == Table::Events && self.scope.is_none() && date_only(f) {
                     TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Inexact
@@ -328,8 +397,11 @@ impl TableProvider for LakeTable {
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let snapshot = session_snapshot(state, &self.live);
-        let files = self.prune(state, filters, snapshot.files(self.table));
         let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        if let Some(scope) = self.scope_predicate() {
+            return self.scoped_scan(state, &snapshot, scope, filters, &wanted).await;
+        }
+        let files = self.prune(state, filters, snapshot.files(self.table));
         if self.table != Table::Events {
             if files.is_empty() {
                 return Ok(Arc::new(EmptyExec::new(project_schema(&self.schema, projection)?)));
@@ -368,49 +440,3 @@ impl TableProvider for LakeTable {
         UnionExec::try_new(parts)
     }
 }
-
-/// One lake table limited to some accounts: a plan that filters on org_id
-/// above the table's scan (DataFusion pushes the filter into the Parquet
-/// reader, so other accounts' row groups are skipped, not read and dropped).
-#[derive(Debug)]
-pub struct ScopedTable {
-    view: ViewTable,
-}
-
-fn scoped(table: Table, inner: Arc<dyn TableProvider>, orgs: &Scope) -> Result<Arc<dyn TableProvider>> {
-    let list: Vec<Expr> = orgs.iter().map(|o| lit(o.as_str())).collect();
-    // An empty scope sees nothing; IN () is not valid SQL, so say it directly.
-    let predicate = if list.is_empty() { lit(false) } else { col("org_id").in_list(list, false) };
-    let plan = LogicalPlanBuilder::scan(table.name(), provider_as_source(inner), None)
-        .and_then(|b| b.filter(predicate))
-        .and_then(|b| b.build())
-        .map_err(|e| LakeError::datafusion(format!("scoping {}", table.name()), e))?;
-    Ok(Arc::new(ScopedTable { view: ViewTable::new(plan, None) }))
-}
-
-#[async_trait::async_trait]
-impl TableProvider for ScopedTable {
-    fn schema(&self) -> SchemaRef {
-        self.view.schema()
-    }
-
-    /// Still a base table to the catalog: clients see the same names and kinds.
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        self.view.supports_filters_pushdown(filters)
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        self.view.scan(state, projection, filters, limit).await
-    }
-}
-

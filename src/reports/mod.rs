@@ -19,7 +19,7 @@ use chrono::{Duration, NaiveDate};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, SchemaProvider, Session, TableFunctionImpl, TableProvider,
 };
-use datafusion::common::{plan_datafusion_err, plan_err, ScalarValue};
+use datafusion::common::{internal_err, plan_datafusion_err, plan_err, ScalarValue};
 use datafusion::datasource::{MemTable, TableType, ViewTable};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SessionState, SessionStateBuilder};
@@ -247,25 +247,25 @@ impl Args {
     pub fn date(&self, name: &str) -> Result<NaiveDate> {
         match self.0.get(name) {
             Some(Arg::Date(d)) => Ok(*d),
-            _ => plan_err!("internal: no date argument {name}"),
+            _ => internal_err!("no date argument {name}"),
         }
     }
     pub fn int(&self, name: &str) -> Result<i64> {
         match self.0.get(name) {
             Some(Arg::Int(v)) => Ok(*v),
-            _ => plan_err!("internal: no whole-number argument {name}"),
+            _ => internal_err!("no whole-number argument {name}"),
         }
     }
     pub fn text(&self, name: &str) -> Result<&str> {
         match self.0.get(name) {
             Some(Arg::Text(s)) => Ok(s),
-            _ => plan_err!("internal: no text argument {name}"),
+            _ => internal_err!("no text argument {name}"),
         }
     }
     pub fn list(&self, name: &str) -> Result<&[String]> {
         match self.0.get(name) {
             Some(Arg::List(v)) => Ok(v),
-            _ => plan_err!("internal: no list argument {name}"),
+            _ => internal_err!("no list argument {name}"),
         }
     }
 }
@@ -494,7 +494,7 @@ impl ReportFunction {
                         // SQL's VARCHAR is Utf8View in DataFusion's planner.
                         Some(Arg::Text(s)) => ScalarValue::Utf8View(Some(s.clone())),
                         Some(Arg::List(v)) => ScalarValue::Utf8View(Some(v.join(","))),
-                        None => return plan_err!("{}: internal: no value for parameter {other}", self.template.name),
+                        None => return internal_err!("{}: no value for parameter {other}", self.template.name),
                     },
                 })
             })

@@ -58,7 +58,8 @@ impl Tokens {
 pub struct Auth {
     path: Option<PathBuf>,
     tokens: RwLock<Tokens>,
-    sessions: RwLock<HashMap<String, (String, Instant)>>,
+    /// Session tokens: the credential each came from, as it was then, and when it expires.
+    sessions: RwLock<HashMap<String, (TokenConfig, Instant)>>,
 }
 
 fn unauthenticated(why: impl Into<String>) -> Status {
@@ -141,10 +142,21 @@ impl Auth {
                 let session = self.sessions.read().ok().and_then(|s| s.get(value).cloned());
                 match session {
                     Some((_, expires)) if Instant::now() >= expires => Err(unauthenticated("session token has expired: authenticate again")),
-                    // The token it came from must still be configured.
-                    Some((name, _)) => match self.by_name(&name) {
-                        Some(token) => Self::principal(&token),
-                        None => Err(unauthenticated("the token this session came from has been removed")),
+                    // The credential it came from must still be configured, unchanged:
+                    // a rotated secret, a new role or account, or a removed token ends the session.
+                    Some((was, _)) => match self.by_name(&was.name) {
+                        Some(token) if token == was => Self::principal(&token),
+                        changed => {
+                            // Ended for good, even if the credential is later set back.
+                            if let Ok(mut s) = self.sessions.write() {
+                                s.remove(value);
+                            }
+                            Err(unauthenticated(if changed.is_some() {
+                                "the token this session came from has changed: authenticate again"
+                            } else {
+                                "the token this session came from has been removed"
+                            }))
+                        }
                     },
                     None => Err(unauthenticated("unknown token")),
                 }
@@ -170,15 +182,17 @@ impl Auth {
         }
     }
 
-    /// A new session token for a principal (the answer to a Basic handshake).
-    pub fn open_session(&self, principal: &Principal) -> String {
+    /// A new session token for a principal (the answer to a Basic handshake),
+    /// bound to the credential as it is now.
+    pub fn open_session(&self, principal: &Principal) -> Result<String, Status> {
+        let credential = self.by_name(&principal.name).ok_or_else(|| unauthenticated("the token has been removed"))?;
         let token = format!("vs_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         if let Ok(mut s) = self.sessions.write() {
             let now = Instant::now();
             s.retain(|_, (_, exp)| *exp > now);
-            s.insert(token.clone(), (principal.name.clone(), now + SESSION_TTL));
+            s.insert(token.clone(), (credential, now + SESSION_TTL));
         }
-        token
+        Ok(token)
     }
 }
 
@@ -214,7 +228,38 @@ mod tests {
         assert_eq!(a.authenticate(Some(unpadded.as_bytes())).ok(), Some(p.clone()));
         let bad = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("ann:nope"));
         assert_eq!(code(a.authenticate(Some(bad.as_bytes()))), tonic::Code::Unauthenticated);
-        let session = a.open_session(&p);
+        let session = a.open_session(&p).expect("session");
         assert_eq!(a.authenticate(Some(format!("Bearer {session}").as_bytes())).ok(), Some(p));
+    }
+
+    #[test]
+    fn a_session_ends_when_its_credential_changes() {
+        let a = auth();
+        let p = a.authenticate(Some(b"Bearer s3cret")).expect("bearer");
+        let session = format!("Bearer {}", a.open_session(&p).expect("session"));
+        assert!(a.authenticate(Some(session.as_bytes())).is_ok());
+        let change = |f: &dyn Fn(&mut TokenConfig)| {
+            let mut tokens = a.tokens.write().expect("lock");
+            let mut t = tokens.by_hash.values().find(|t| t.name == "ann").cloned().expect("ann");
+            tokens.by_hash.retain(|_, t| t.name != "ann");
+            f(&mut t);
+            tokens.by_hash.insert(t.sha256.clone(), t);
+        };
+        let fresh = |a: &Auth| {
+            let p = a.authenticate(Some(b"Bearer s3cret")).expect("bearer");
+            format!("Bearer {}", a.open_session(&p).expect("session"))
+        };
+        // A new role ends the session, and setting it back does not revive it.
+        change(&|t| t.role = Role::Admin);
+        assert_eq!(code(a.authenticate(Some(session.as_bytes()))), tonic::Code::Unauthenticated);
+        change(&|t| t.role = Role::Analyst);
+        assert_eq!(code(a.authenticate(Some(session.as_bytes()))), tonic::Code::Unauthenticated);
+        let session = fresh(&a);
+        change(&|t| t.sha256 = hash_secret("rotated"));
+        assert_eq!(code(a.authenticate(Some(session.as_bytes()))), tonic::Code::Unauthenticated);
+        change(&|t| t.sha256 = hash_secret("s3cret"));
+        let session = fresh(&a);
+        change(&|t| t.org_id = Some("org-1".into()));
+        assert_eq!(code(a.authenticate(Some(session.as_bytes()))), tonic::Code::Unauthenticated);
     }
 }

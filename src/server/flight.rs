@@ -41,7 +41,7 @@ pub struct FlightSql {
     pub state: Arc<ServerState>,
 }
 
-/// Prepared statements live at most this long, and at most this many at once.
+/// Prepared statements live at most this long, and at most this many at once (all principals together).
 const PREPARED_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 const MAX_PREPARED: usize = 10_000;
 
@@ -274,7 +274,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
         let who = principal(&request)?;
         let log = RequestLog::new(&who, "Handshake");
-        let token = self.state.auth.open_session(&who);
+        let token = self.state.auth.open_session(&who)?;
         let payload = HandshakeResponse { protocol_version: 0, payload: token.clone().into_bytes().into() };
         let mut response: Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>> =
             Response::new(Box::pin(futures::stream::once(async { Ok(payload) })));
@@ -318,12 +318,17 @@ impl FlightSqlService for FlightSql {
         let dataset = wire_schema(planned.schema().as_arrow());
         let handle = new_id();
         let mut map = self.state.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        // Clients that never close their statements must not grow the server without bound.
+        // Clients that never close their statements must not grow the server
+        // without bound, and one principal cannot push out another's.
         map.retain(|_, p| p.created.elapsed() < PREPARED_TTL);
+        let limit = self.state.limits.max_prepared_per_principal;
+        if map.values().filter(|p| p.owner == who.name).count() >= limit {
+            return Err(Status::resource_exhausted(format!(
+                "this token holds {limit} open prepared statements (--max-prepared-statements): close some with ClosePreparedStatement"
+            )));
+        }
         if map.len() >= MAX_PREPARED {
-            if let Some(oldest) = map.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone()) {
-                map.remove(&oldest);
-            }
+            return Err(Status::resource_exhausted(format!("the server holds {MAX_PREPARED} open prepared statements; try again later")));
         }
         map.insert(handle.clone(), Prepared { created: std::time::Instant::now(), owner: who.name.clone(), sql: query.query.clone(), params: None });
         Ok(ActionCreatePreparedStatementResult {
@@ -350,11 +355,21 @@ impl FlightSqlService for FlightSql {
         let log = RequestLog::new(&who, "DoPut/BindParameters");
         let (base, _, _) = self.prepared(&who, &query.prepared_statement_handle)?;
         let stream = request.into_inner().map_err(FlightError::from);
-        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}")))
-            .inspect_err(|s| log.fail(s))?;
+        let mut decoded = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        let mut bytes = 0usize;
+        // Parameters are one row: as much as a query's text may be, no more.
+        let cap = self.state.limits.max_query_bytes;
+        while let Some(b) = decoded.next().await {
+            let b = b.map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}"))).inspect_err(|s| log.fail(s))?;
+            bytes = bytes.saturating_add(b.get_array_memory_size());
+            if bytes > cap {
+                let s = Status::invalid_argument(format!("the parameters are larger than {} (--max-query-size)", query::human_bytes(cap)));
+                log.fail(&s);
+                return Err(s);
+            }
+            batches.push(b);
+        }
         let batch = match batches.len() {
             0 => None,
             _ => Some(arrow::compute::concat_batches(&batches[0].schema(), &batches).map_err(|e| Status::invalid_argument(e.to_string()))?),

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod flight;
+mod flight_input;
 pub mod proto;
 mod query;
 mod reports;
@@ -27,6 +28,9 @@ use crate::engine::{Engine, EngineArgs};
 use auth::{Auth, Principal};
 pub use query::Limits;
 use query::{Admission, Registry, Tally};
+
+/// The stack of a planner thread (address space reserved; pages are used as planning recurses).
+const PLANNER_STACK: usize = 256 << 20;
 
 /// What can stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,8 @@ pub struct ServerState {
     pub sessions: Sessions,
     pub limits: Limits,
     pub admission: Admission,
+    /// Plans being made at once (planning runs off the threads that serve calls).
+    pub planning: Admission,
     pub registry: Arc<Registry>,
     pub prepared: Mutex<HashMap<String, flight::Prepared>>,
     pub sql_info: arrow_flight::sql::metadata::SqlInfoData,
@@ -138,7 +144,41 @@ impl ServerState {
         let engine = self.sessions.engine_for(who).await?;
         let memory = own_pool.then_some(self.limits.query_memory);
         let ctx = engine.query_context(memory).map_err(|e| Status::internal(e.to_string()))?;
-        let plan = query::bind(query::plan_sql(&ctx, sql, &self.limits).await?, params)?;
+        // Planning a hostile query can take long: it runs on a blocking thread,
+        // not on the threads that serve other calls, and within the query's
+        // time limit. Its planning slot is held until it really ends.
+        let slot = self.planning.admit().await?;
+        let (planner, text, limits) = (ctx.clone(), sql.to_string(), self.limits.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let (done, job) = tokio::sync::oneshot::channel();
+        // A thread of its own with a deep stack: planning recurses once per
+        // nesting level of an expression (up to --max-expression-depth).
+        std::thread::Builder::new()
+            .name("vitals-planner".into())
+            .stack_size(PLANNER_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                let _ = done.send(runtime.block_on(query::plan_sql(&planner, &text, &limits)));
+            })
+            .map_err(|e| Status::internal(format!("cannot start a planner thread: {e}")))?;
+        let planned = match tokio::time::timeout(self.limits.query_timeout, job).await {
+            Ok(Ok(planned)) => planned?,
+            Ok(Err(_)) => return Err(query::panic_status()),
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "planning the query took longer than its timeout of {:?} (--query-timeout)",
+                    self.limits.query_timeout
+                )))
+            }
+        };
+        let plan = query::bind(planned, params)?;
+        // A plan shows the statistics, row counts and pruning of whole files,
+        // which hold every account: a scoped token does not see plans.
+        if !who.sees_all() && matches!(plan, datafusion::logical_expr::LogicalPlan::Explain(_) | datafusion::logical_expr::LogicalPlan::Analyze(_)) {
+            return Err(Status::permission_denied(
+                "EXPLAIN is for admin and analyst tokens: a plan carries statistics of files that hold every account",
+            ));
+        }
         Ok((ctx, plan))
     }
 
@@ -228,6 +268,7 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
         auth: auth.clone(),
         sessions: Sessions { all: Arc::clone(&all), scoped: Default::default(), csm_accounts: Default::default() },
         admission: Admission::new(&args.limits),
+        planning: Admission::new(&args.limits),
         limits: args.limits.clone(),
         registry: Arc::new(Registry::default()),
         prepared: Mutex::new(HashMap::new()),
@@ -250,12 +291,12 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
             }
         }
     };
-    let flight = FlightServiceServer::new(flight::FlightSql { state: state.clone() })
+    let flight = FlightServiceServer::new(flight_input::CheckedFlight(flight::FlightSql { state: state.clone() }))
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let reports = proto::reports_server::ReportsServer::new(reports::ReportService::new(state.clone()).map_err(ServerError::Setup)?);
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<FlightServiceServer<flight::FlightSql>>().await;
+    health_reporter.set_serving::<FlightServiceServer<flight_input::CheckedFlight>>().await;
     health_reporter.set_serving::<proto::reports_server::ReportsServer<reports::ReportService>>().await;
     // Reflection in both versions: grpcurl and newer clients ask v1, many others v1alpha.
     let reflection = || {
@@ -307,7 +348,7 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
     refresher.abort();
     tracing::info!("shutting down: no new connections; running queries get {:?}", args.shutdown_grace);
     let _ = stop_tx.send(true);
-    health_reporter.set_not_serving::<FlightServiceServer<flight::FlightSql>>().await;
+    health_reporter.set_not_serving::<FlightServiceServer<flight_input::CheckedFlight>>().await;
     let mut server = server;
     match tokio::time::timeout(args.shutdown_grace, &mut server).await {
         Ok(joined) => joined.map_err(|e| ServerError::Setup(format!("server task: {e}")))??,

@@ -22,6 +22,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
 use super::auth::Principal;
+use crate::engine::kind::{kind_of, ErrorKind};
 
 /// The limits every client query runs under.
 #[derive(Debug, Clone)]
@@ -40,6 +41,14 @@ pub struct Limits {
     pub max_rows: usize,
     /// Bytes (Arrow memory) in one result.
     pub max_bytes: usize,
+    /// Bytes of SQL text in one query (ClickHouse's `max_query_size`).
+    pub max_query_bytes: usize,
+    /// Words, numbers, strings and symbols in one query (ClickHouse's `max_ast_elements`).
+    pub max_query_elements: usize,
+    /// How deep one expression nests: operators chained and parentheses (ClickHouse's `max_ast_depth`).
+    pub max_expression_depth: usize,
+    /// Prepared statements one principal may hold open.
+    pub max_prepared_per_principal: usize,
 }
 
 impl Default for Limits {
@@ -53,31 +62,47 @@ impl Default for Limits {
             queue_timeout: Duration::from_secs(10),
             max_rows: 10_000_000,
             max_bytes: 1 << 30,
+            max_query_bytes: 256 << 10,
+            max_query_elements: 50_000,
+            max_expression_depth: 1_000,
+            max_prepared_per_principal: 100,
         }
     }
 }
 
-/// The one mapping from an engine error to a gRPC status. A user's mistake is
-/// INVALID_ARGUMENT with the engine's reason; an exhausted memory pool is
-/// RESOURCE_EXHAUSTED; anything else is INTERNAL without details (they could
-/// name files), logged here.
+/// The longest error message sent to a client: gRPC carries it in a header
+/// (16 KiB at most with many clients); the whole text goes to the log.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// A message cut to fit the transport; a cut one is logged whole.
+pub fn fit(text: String) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text;
+    }
+    tracing::info!(message = %text, "an error message was cut for the client");
+    let mut end = MAX_MESSAGE_BYTES - 100;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} ... (cut at {MAX_MESSAGE_BYTES} bytes; the whole message is in the server's log)", &text[..end])
+}
+
+/// The one mapping from an engine error to a gRPC status, by the error's kind
+/// ([`kind_of`]): a user's mistake is INVALID_ARGUMENT with the engine's
+/// reason; a limit is RESOURCE_EXHAUSTED; anything else is INTERNAL without
+/// details (they could name files), logged here.
 pub fn df_status(e: &DataFusionError, limits: &Limits) -> Status {
-    match e.find_root() {
-        DataFusionError::ResourcesExhausted(m) => Status::resource_exhausted(format!(
-            "the query needs more than its memory limit of {} (--query-memory): {m}",
-            human_bytes(limits.query_memory)
-        )),
-        DataFusionError::Plan(_)
-        | DataFusionError::SQL(..)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_)
-        | DataFusionError::Configuration(_) => Status::invalid_argument(e.to_string()),
-        DataFusionError::ArrowError(a, _) if !matches!(**a, arrow::error::ArrowError::IoError(..) | arrow::error::ArrowError::ExternalError(_)) => {
-            Status::invalid_argument(e.to_string())
-        }
-        DataFusionError::Execution(m) if m.contains("cancelled") => Status::cancelled("the query was cancelled"),
-        DataFusionError::Execution(_) => Status::invalid_argument(e.to_string()),
-        _ => {
+    match kind_of(e) {
+        ErrorKind::User => Status::invalid_argument(fit(e.to_string())),
+        ErrorKind::Limit => match e.find_root() {
+            DataFusionError::ResourcesExhausted(m) => Status::resource_exhausted(fit(format!(
+                "the query needs more than its memory limit of {} (--query-memory): {m}",
+                human_bytes(limits.query_memory)
+            ))),
+            _ => Status::resource_exhausted(fit(e.to_string())),
+        },
+        ErrorKind::Cancelled => Status::cancelled("the query was cancelled"),
+        ErrorKind::Internal => {
             tracing::error!("query failed: {e}");
             Status::internal("the query failed inside the server; the error is in the server's log")
         }
@@ -95,26 +120,135 @@ pub fn human_bytes(n: usize) -> String {
     }
 }
 
+/// Operator classes of one precedence: a chain of one class nests one level per operator.
+#[derive(Clone, Copy)]
+enum OpClass {
+    Or,
+    And,
+    Not,
+    Compare,
+    Add,
+    Multiply,
+    Concat,
+    Other,
+}
+
+const OP_CLASSES: usize = 8;
+
+/// Operators seen at one parenthesis level, by class.
+#[derive(Default, Clone, Copy)]
+struct Level([usize; OP_CLASSES]);
+
+impl Level {
+    fn add(&mut self, c: OpClass) {
+        self.0[c as usize] += 1;
+    }
+    /// How deep the expression at this level nests, at most: the longest
+    /// chain of one class, plus one level for each other class in it.
+    fn depth(&self) -> usize {
+        let classes = self.0.iter().filter(|n| **n > 0).count();
+        self.0.iter().max().copied().unwrap_or(0) + classes.saturating_sub(1)
+    }
+}
+
+/// Checks a query's size and shape before anything parses it: its bytes, its
+/// number of tokens, and how deep its expressions nest, counted in one pass
+/// over the tokens (no recursion, so a hostile query cannot exhaust the stack
+/// here). The depth counts each enclosing parenthesis and, at each level, the
+/// operators chained there (a chain of N `+` parses into N nested nodes); a
+/// comma or a clause keyword starts a new expression at its level.
+pub fn check_shape(sql: &str, limits: &Limits) -> Result<(), Status> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if sql.len() > limits.max_query_bytes {
+        return Err(Status::invalid_argument(format!(
+            "the query is {} long, past the limit of {} (--max-query-size); pass long value lists as a table or a parameter",
+            human_bytes(sql.len()),
+            human_bytes(limits.max_query_bytes)
+        )));
+    }
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().map_err(|e| Status::invalid_argument(format!("cannot read the query: {e}")))?;
+    let mut elements = 0usize;
+    let mut levels: Vec<Level> = vec![Level::default()];
+    let mut depth = 0usize;
+    for token in &tokens {
+        match token {
+            Token::Whitespace(_) | Token::EOF => continue,
+            _ => elements += 1,
+        }
+        let class = match token {
+            Token::LParen | Token::LBracket => {
+                levels.push(Level::default());
+                None
+            }
+            Token::RParen | Token::RBracket => {
+                if levels.len() > 1 {
+                    levels.pop();
+                }
+                None
+            }
+            Token::Comma | Token::SemiColon => {
+                if let Some(l) = levels.last_mut() {
+                    *l = Level::default();
+                }
+                None
+            }
+            Token::Word(w) => match w.keyword {
+                Keyword::OR => Some(OpClass::Or),
+                Keyword::AND => Some(OpClass::And),
+                Keyword::NOT => Some(OpClass::Not),
+                Keyword::LIKE | Keyword::ILIKE | Keyword::IS | Keyword::BETWEEN | Keyword::IN => Some(OpClass::Compare),
+                Keyword::WHEN | Keyword::THEN | Keyword::ELSE => Some(OpClass::Other),
+                Keyword::SELECT | Keyword::FROM | Keyword::WHERE | Keyword::GROUP | Keyword::HAVING | Keyword::ORDER | Keyword::LIMIT | Keyword::UNION | Keyword::ON | Keyword::JOIN => {
+                    if let Some(l) = levels.last_mut() {
+                        *l = Level::default();
+                    }
+                    None
+                }
+                _ => None,
+            },
+            Token::Eq | Token::Neq | Token::Lt | Token::Gt | Token::LtEq | Token::GtEq => Some(OpClass::Compare),
+            Token::Plus | Token::Minus => Some(OpClass::Add),
+            Token::Mul | Token::Div | Token::Mod => Some(OpClass::Multiply),
+            Token::StringConcat | Token::Pipe => Some(OpClass::Concat),
+            Token::Caret | Token::Ampersand | Token::DoubleColon => Some(OpClass::Other),
+            _ => None,
+        };
+        if let (Some(c), Some(l)) = (class, levels.last_mut()) {
+            l.add(c);
+        }
+        let here = levels.len() - 1 + levels.iter().map(Level::depth).sum::<usize>();
+        depth = depth.max(here);
+    }
+    if elements > limits.max_query_elements {
+        return Err(Status::invalid_argument(format!(
+            "the query has {elements} words, numbers and symbols, past the limit of {} (--max-query-elements)",
+            limits.max_query_elements
+        )));
+    }
+    if depth > limits.max_expression_depth {
+        return Err(Status::invalid_argument(format!(
+            "an expression of the query nests {depth} deep (operators in a chain, parentheses), past the limit of {} (--max-expression-depth)",
+            limits.max_expression_depth
+        )));
+    }
+    Ok(())
+}
+
 /// Plans client SQL: one read-only statement (no DDL, DML, COPY, SET, PREPARE).
 /// `?` placeholders (JDBC, ADBC) become `$1, $2, ...`.
 pub async fn plan_sql(ctx: &SessionContext, sql: &str, limits: &Limits) -> Result<LogicalPlan, Status> {
+    check_shape(sql, limits)?;
     let sql = number_placeholders(sql);
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let planned = AssertUnwindSafe(async {
-        let plan = ctx.state().create_logical_plan(&sql).await?;
-        options.verify_plan(&plan)?;
-        Ok::<_, DataFusionError>(plan)
-    })
-    .catch_unwind()
-    .await
-    .map_err(|_| panic_status())?;
-    planned.map_err(|e| match e.find_root() {
-        // SQLOptions refuses DDL, DML, COPY and statements such as SET with "... not supported".
-        DataFusionError::Plan(m) if m.ends_with("not supported") || m.contains(" not supported: ") => {
-            Status::permission_denied(format!("vitals serves read-only SQL (no DDL, DML, COPY, SET or PREPARE): {m}"))
-        }
-        _ => df_status(&e, limits),
-    })
+    let planned = AssertUnwindSafe(ctx.state().create_logical_plan(&sql)).catch_unwind().await.map_err(|_| panic_status())?;
+    let plan = planned.map_err(|e| df_status(&e, limits))?;
+    // SQLOptions refuses exactly the plans that write or change settings.
+    options.verify_plan(&plan).map_err(|e| {
+        Status::permission_denied(format!("vitals serves read-only SQL (no DDL, DML, COPY, SET or PREPARE): {}", e.find_root()))
+    })?;
+    Ok(plan)
 }
 
 pub fn panic_status() -> Status {
@@ -384,58 +518,83 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
             Err(_) => return Err(panic_status()),
         }
     };
-    struct State {
-        inner: futures::stream::CatchUnwind<AssertUnwindSafe<SendableRecordBatchStream>>,
-        cancel: watch::Receiver<bool>,
-        deadline: tokio::time::Instant,
-        limits: Limits,
-        schema: SchemaRef,
-        tally: Arc<Tally>,
-        over: bool,
-        _permit: OwnedSemaphorePermit,
-        _finish: Finish,
-    }
-    let state = State {
-        inner: AssertUnwindSafe(stream).catch_unwind(),
-        cancel,
-        deadline,
-        limits: limits.clone(),
-        schema,
-        tally,
-        over: false,
-        _permit: permit,
-        _finish: finish,
-    };
-    let s = futures::stream::unfold(state, |mut st| async move {
-        if st.over {
-            return None;
-        }
-        let item = tokio::select! {
-            biased;
-            _ = st.cancel.wait_for(|c| *c) => Err(Status::cancelled("the query was cancelled")),
-            _ = tokio::time::sleep_until(st.deadline) => Err(Status::deadline_exceeded(format!(
-                "the query ran past its timeout of {:?} (--query-timeout)", st.limits.query_timeout))),
-            next = st.inner.next() => match next {
-                None => return None,
-                Some(Err(_)) => Err(panic_status()),
-                Some(Ok(Err(e))) => Err(df_status(&e, &st.limits)),
-                Some(Ok(Ok(batch))) => {
-                    let rows = st.tally.rows.fetch_add(batch.num_rows(), Ordering::Relaxed) + batch.num_rows();
-                    let bytes = st.tally.bytes.fetch_add(batch.get_array_memory_size(), Ordering::Relaxed) + batch.get_array_memory_size();
-                    if rows > st.limits.max_rows {
-                        Err(Status::resource_exhausted(format!(
-                            "the result has more than {} rows (--max-result-rows): add a LIMIT or aggregate", st.limits.max_rows)))
-                    } else if bytes > st.limits.max_bytes {
-                        Err(Status::resource_exhausted(format!(
-                            "the result is larger than {} (--max-result-bytes): select fewer columns or rows", human_bytes(st.limits.max_bytes))))
-                    } else {
-                        to_wire(&batch, &st.schema)
+    // A task of its own drives the query, so its deadline and cancellation
+    // hold even while the client reads nothing: a client that stops reading
+    // loses its query at the timeout, and its slot and memory are freed.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, Status>>(2);
+    let ending: Arc<Mutex<Option<Status>>> = Arc::default();
+    let end = Arc::clone(&ending);
+    let timeout_after = limits.query_timeout;
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _finish = finish;
+        let timed_out = || Status::deadline_exceeded(format!("the query ran past its timeout of {timeout_after:?} (--query-timeout)"));
+        let cancelled = || Status::cancelled("the query was cancelled");
+        let set_end = |s: Status| *end.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+        let mut inner = AssertUnwindSafe(stream).catch_unwind();
+        loop {
+            let item = tokio::select! {
+                biased;
+                _ = cancel.wait_for(|c| *c) => Err(cancelled()),
+                _ = tokio::time::sleep_until(deadline) => Err(timed_out()),
+                next = inner.next() => match next {
+                    None => break,
+                    Some(Err(_)) => Err(panic_status()),
+                    Some(Ok(Err(e))) => Err(df_status(&e, &limits)),
+                    Some(Ok(Ok(batch))) => {
+                        let rows = tally.rows.fetch_add(batch.num_rows(), Ordering::Relaxed) + batch.num_rows();
+                        let bytes = tally.bytes.fetch_add(batch.get_array_memory_size(), Ordering::Relaxed) + batch.get_array_memory_size();
+                        if rows > limits.max_rows {
+                            Err(Status::resource_exhausted(format!(
+                                "the result has more than {} rows (--max-result-rows): add a LIMIT or aggregate", limits.max_rows)))
+                        } else if bytes > limits.max_bytes {
+                            Err(Status::resource_exhausted(format!(
+                                "the result is larger than {} (--max-result-bytes): select fewer columns or rows", human_bytes(limits.max_bytes))))
+                        } else {
+                            to_wire(&batch, &schema)
+                        }
                     }
                 }
+            };
+            let failed = item.as_ref().err().cloned();
+            if let Some(s) = &failed {
+                set_end(s.clone());
             }
-        };
-        st.over = item.is_err();
-        Some((item, st))
+            tokio::select! {
+                biased;
+                _ = cancel.wait_for(|c| *c) => {
+                    set_end(cancelled());
+                    break;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    set_end(timed_out());
+                    break;
+                }
+                sent = tx.send(item) => if sent.is_err() {
+                    break; // the client went away
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+    });
+    // The client's side: the batches, then the error the query ended with (if
+    // the channel closed on one the client had not been sent yet).
+    let s = futures::stream::unfold((rx, ending, false), |(mut rx, ending, done)| async move {
+        if done {
+            return None;
+        }
+        match rx.recv().await {
+            Some(item) => {
+                let failed = item.is_err();
+                Some((item, (rx, ending, failed)))
+            }
+            None => {
+                let last = ending.lock().unwrap_or_else(|p| p.into_inner()).take();
+                last.map(|s| (Err(s), (rx, ending, true)))
+            }
+        }
     });
     Ok(Box::pin(s))
 }
@@ -443,6 +602,26 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_shapes_are_measured_without_parsing() {
+        let limits = Limits { max_expression_depth: 10, max_query_elements: 60, max_query_bytes: 400, ..Limits::default() };
+        let chain = |op: &str, n: usize| format!("SELECT {}", vec!["1"; n].join(&format!(" {op} ")));
+        assert!(check_shape(&chain("+", 11), &limits).is_ok());
+        assert!(check_shape(&chain("+", 12), &limits).is_err());
+        assert!(check_shape(&chain("OR", 12), &limits).is_err());
+        // Each term of an OR chain adds one level, not two.
+        let ors = (0..9).map(|i| format!("x = {i}")).collect::<Vec<_>>().join(" OR ");
+        assert!(check_shape(&format!("SELECT 1 FROM t WHERE {ors}"), &limits).is_ok());
+        // Parentheses nest; siblings in a list do not add up.
+        assert!(check_shape(&format!("SELECT {}1{}", "(".repeat(10), ")".repeat(10)), &limits).is_ok());
+        assert!(check_shape(&format!("SELECT {}1{}", "(".repeat(11), ")".repeat(11)), &limits).is_err());
+        assert!(check_shape("SELECT a + 1, b + 2, c + 3, d + 4, e + 5, f + 6, g + 7, h + 8, i + 9, j + 10, k + 11 FROM t", &limits).is_ok());
+        // Elements and bytes.
+        let long_list = format!("SELECT 1 WHERE x IN ({})", (0..40).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        assert!(check_shape(&long_list, &limits).unwrap_err().message().contains("--max-query-elements"));
+        assert!(check_shape(&"x".repeat(401), &limits).unwrap_err().message().contains("--max-query-size"));
+    }
 
     #[test]
     fn question_marks_become_numbered_placeholders_outside_quotes() {

@@ -78,6 +78,6 @@ def test_vitals_report_runs_a_report_by_name_in_its_order(lake):
     assert sorted(via_report, key=key) == via_report
     assert sorted(via_sql, key=key) == via_report
     bad = run("report", "--lake", lake, "no_such_report", check=False)
-    assert bad.returncode == 1 and "unknown report 'no_such_report'" in bad.stderr and "health_scores" in bad.stderr
+    assert bad.returncode == 2 and "unknown report 'no_such_report'" in bad.stderr and "health_scores" in bad.stderr
     bad = run("report", "--lake", lake, "health_scores", "2026-09-30", "0", check=False)
-    assert bad.returncode == 1 and "days must be between 1 and 3660" in bad.stderr
+    assert bad.returncode == 2 and "days must be between 1 and 3660" in bad.stderr
