@@ -48,11 +48,21 @@ def calls(pb, accounts):
     ]
 
 
-def peak_rss_mib(pid):
+def status_mib(pid, key="VmHWM"):
+    """A memory figure of /proc/PID/status in MiB: VmHWM (peak resident) or VmRSS (now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def bench_lake(args):
+    """The demo lake of `args.accounts` accounts (made on first use) and the binary."""
+    lake = Path(args.lake or ROOT / "data" / "bench" / f"serve-{args.accounts}")
+    binary = os.environ["VITALS_BIN"]
+    if not (lake / "events").exists():
+        subprocess.run([binary, "demo", "--lake", str(lake), "--accounts", str(args.accounts)], check=True)
+    return lake, binary
 
 
 def main():
@@ -62,10 +72,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--lake", default=None)
     args = ap.parse_args()
-    lake = Path(args.lake or ROOT / "data" / "bench" / f"serve-{args.accounts}")
-    binary = os.environ["VITALS_BIN"]
-    if not (lake / "events").exists():
-        subprocess.run([binary, "demo", "--lake", str(lake), "--accounts", str(args.accounts)], check=True)
+    lake, binary = bench_lake(args)
     events = subprocess.run([binary, "sql", "--lake", str(lake), "--format", "csv", "SELECT count(*) FROM events"], check=True, capture_output=True, text=True).stdout.split()[-1]
     config = lake.parent / f"serve-{args.accounts}.toml"
     config.write_text(token_entry("bench", "analyst", "bench-secret"))
@@ -113,7 +120,7 @@ def main():
         for t in threads:
             t.join()
         wall = time.time() - began
-        peak = peak_rss_mib(server.proc.pid)
+        peak = status_mib(server.proc.pid)
     finally:
         code = server.stop()
     assert code == 0, f"vitals serve exited with {code}"

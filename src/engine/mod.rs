@@ -89,6 +89,7 @@ pub struct CatalogEntry {
 pub struct Engine {
     ctx: SessionContext,
     live: Arc<LiveLake>,
+    facts: Arc<FactsSource>,
     args: EngineArgs,
     catalog: Vec<CatalogEntry>,
 }
@@ -130,7 +131,7 @@ impl Engine {
         for (file, text) in sql_files::VIEWS {
             catalog.push(create_view(&ctx, &args.config, file, text).await?);
         }
-        docs.extend(reports::register(&ctx, &args.config, facts, sql_files::REPORTS).await?);
+        docs.extend(reports::register(&ctx, &args.config, Arc::clone(&facts), sql_files::REPORTS).await?);
         if let Some(dir) = &args.views_dir {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|e| LakeError::Input(format!("views folder {}: {e}", dir.display())))?
@@ -144,7 +145,7 @@ impl Engine {
             }
         }
         catalog.extend(docs.into_iter().map(|d| CatalogEntry { kind: d.kind, name: d.signature, description: d.description, order: d.order }));
-        Ok(Engine { ctx, live, args, catalog })
+        Ok(Engine { ctx, live, facts, args, catalog })
     }
 
     /// The session; its tables read the lake's current snapshot.
@@ -180,6 +181,12 @@ impl Engine {
             builder = builder.with_runtime_env(runtime);
         }
         Ok(SessionContext::new_with_state(builder.build()))
+    }
+
+    /// Reads what the reports of a scoped session need from its own rows, for
+    /// the snapshot `ctx` reads (a no-op for a session that sees every account).
+    pub async fn prepare_facts(&self, ctx: &SessionContext) -> Result<()> {
+        Ok(self.facts.prepare(ctx).await?)
     }
 
     /// Tables, views and functions with one line of description each.

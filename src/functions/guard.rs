@@ -117,8 +117,14 @@ fn text_lengths(arg: Option<&ColumnarValue>, rows: usize) -> Result<Vec<u64>> {
             Ok(vec![u64::try_from(n).unwrap_or(u64::MAX); rows.max(1)])
         }
         ColumnarValue::Array(a) => {
-            let text = arrow::compute::cast(a, &DataType::Utf8)?;
-            Ok(text.as_string::<i32>().iter().map(|s| s.map_or(0, |s| u64::try_from(s.len()).unwrap_or(u64::MAX))).collect())
+            let len = |s: Option<&str>| s.map_or(0, |s| u64::try_from(s.len()).unwrap_or(u64::MAX));
+            // Strings are measured where they are; other types as their text.
+            Ok(match a.data_type() {
+                DataType::Utf8 => a.as_string::<i32>().iter().map(len).collect(),
+                DataType::LargeUtf8 => a.as_string::<i64>().iter().map(len).collect(),
+                DataType::Utf8View => a.as_string_view().iter().map(len).collect(),
+                _ => arrow::compute::cast(a, &DataType::Utf8)?.as_string::<i32>().iter().map(len).collect(),
+            })
         }
     }
 }
@@ -145,6 +151,16 @@ fn repeat(args: &[ColumnarValue], rows: usize) -> Result<u64> {
         .zip(counts.iter().cycle())
         .map(|(t, c)| t.saturating_mul(u64::try_from(c.unwrap_or(0).max(0)).unwrap_or(0)))
         .fold(0, u64::saturating_add))
+}
+
+/// concat / concat_ws: the bytes of every argument (a repeated doubling grows past the limit here).
+fn joined(args: &[ColumnarValue], rows: usize) -> Result<u64> {
+    let n = scalar_rows(args, rows);
+    let mut total = 0u64;
+    for a in args {
+        total = text_lengths(Some(a), n)?.iter().fold(total, |t, l| t.saturating_add(*l));
+    }
+    Ok(total)
 }
 
 /// array_repeat(element, count) and array_resize(array, size): count elements of at least 8 bytes.
@@ -208,7 +224,9 @@ fn nanos(arg: &ColumnarValue, rows: usize) -> Result<Vec<Option<i64>>> {
 
 /// Puts the guarded versions in place of the built-in functions.
 pub fn register(ctx: &SessionContext) {
-    let guards: [(&str, Estimate); 7] = [
+    let guards: [(&str, Estimate); 9] = [
+        ("concat", joined),
+        ("concat_ws", joined),
         ("lpad", pad),
         ("rpad", pad),
         ("repeat", repeat),
@@ -239,6 +257,7 @@ mod tests {
         assert_eq!(pad(&[s("x"), i(10)], 1).unwrap(), 10);
         assert_eq!(pad(&[s("x"), i(-5)], 1).unwrap(), 0);
         assert_eq!(repeat(&[s("abc"), i(1_000)], 1).unwrap(), 3_000);
+        assert_eq!(joined(&[s("abc"), s("de"), i(7)], 1).unwrap(), 6);
         assert_eq!(counted(&[i(1), i(1_000_000_000)], 1).unwrap(), 8_000_000_000);
         assert_eq!(series(&[i(1), i(300_000_001)], 1).unwrap(), 8 * 300_000_000);
         assert_eq!(series(&[i(10)], 1).unwrap(), 80);

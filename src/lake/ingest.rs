@@ -792,6 +792,16 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     if let Ok(n) = t.parse::<i64>() {
         return epoch_to_micros(n);
     }
+    // RFC 3339 and the plain forms first, by the microsecond: nanoseconds
+    // (arrow's parser) cover only the years 1677 to 2262.
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.timestamp_micros());
+    }
+    for form in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(t, form) {
+            return Some(d.and_utc().timestamp_micros());
+        }
+    }
     arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(t).ok().map(|ns| ns.div_euclid(1000))
 }
 
@@ -915,6 +925,59 @@ fn read_json(path: &FsPath, table: Table, sink: &mut Sink<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads `bytes` as a file of `format` for `table`: rows or an error, never a panic.
+    fn read_any(bytes: &[u8], format: InputFormat, table: Table) -> Result<usize> {
+        let mut f = tempfile::NamedTempFile::new()?;
+        f.write_all(bytes)?;
+        let mut rows = 0;
+        let mut sink = |b: RecordBatch, bad: Vec<BadRow>| -> Result<()> {
+            rows += b.num_rows() + bad.len();
+            Ok(())
+        };
+        match format {
+            InputFormat::Csv => read_csv(f.path(), table, &mut sink)?,
+            InputFormat::Json => read_json(f.path(), table, &mut sink)?,
+            InputFormat::Parquet => read_parquet(f.path(), table, &mut sink)?,
+        }
+        Ok(rows)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_text_is_a_timestamp_or_none(text in "\\PC{0,40}|[0-9:TZ+ .-]{0,32}") {
+            let _ = parse_timestamp(&text);
+        }
+
+        /// Every instant vitals can hold reads back from its RFC 3339 text and its epoch microseconds.
+        #[test]
+        fn timestamps_round_trip(us in -62_135_596_800_000_000i64..253_402_300_799_000_000i64) {
+            let t = chrono::DateTime::from_timestamp_micros(us).expect("in range");
+            proptest::prop_assert_eq!(parse_timestamp(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)), Some(us));
+        }
+
+        #[test]
+        fn any_csv_is_rows_or_an_error(text in "(event_time,org_id,user_id,event,seats,duration_ms\n)?([a-z0-9,\":.\n -]{0,200})") {
+            for table in [Table::Events, Table::Accounts] {
+                let _ = read_any(text.as_bytes(), InputFormat::Csv, table);
+            }
+        }
+
+        #[test]
+        fn any_ndjson_is_rows_or_an_error(lines in proptest::collection::vec("\\{(\"[a-z_]{1,12}\": ?(-?[0-9]{1,22}|\"[^\"]{0,12}\"|null|true|\\[\\]|\\{\\}),? ?){0,5}\\}|\\PC{0,30}", 0..6)) {
+            let text = lines.join("\n");
+            for table in [Table::Events, Table::Accounts] {
+                let _ = read_any(text.as_bytes(), InputFormat::Json, table);
+            }
+        }
+
+        #[test]
+        fn any_bytes_are_parquet_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = read_any(&bytes, InputFormat::Parquet, Table::Events);
+        }
+    }
 
     #[test]
     fn timestamps_parse_in_common_forms() {

@@ -54,11 +54,37 @@ pub struct FactsSource {
     scope: Option<Scope>,
     /// The event names, looked up once per set of events files (by its fingerprint).
     names: Mutex<(u64, EventNames)>,
+    /// A scoped session's own first and last day, by the events' fingerprint
+    /// they were read at: a token learns nothing of other accounts' dates.
+    scoped_days: Mutex<Option<(u64, Option<NaiveDate>, Option<NaiveDate>)>>,
 }
 
 impl FactsSource {
     pub fn new(live: Arc<LiveLake>, scope: Option<Scope>) -> Self {
-        FactsSource { live, scope, names: Mutex::new((0, Arc::default())) }
+        FactsSource { live, scope, names: Mutex::new((0, Arc::default())), scoped_days: Mutex::new(None) }
+    }
+
+    /// Reads what a scoped session's facts need from its own rows (the first
+    /// and last day of its events), once per set of events files. A session
+    /// that sees every account reads them from the snapshot and needs nothing.
+    pub async fn prepare(&self, ctx: &SessionContext) -> Result<()> {
+        if self.scope.is_none() {
+            return Ok(());
+        }
+        let events = session_snapshot(&ctx.state(), &self.live).fingerprint(Table::Events);
+        let cached = self.scoped_days.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|c| c.0 == events);
+        if cached {
+            return Ok(());
+        }
+        let batches = ctx.sql("SELECT CAST(min(event_time) AS DATE), CAST(max(event_time) AS DATE) FROM events").await?.collect().await?;
+        let day = |col: usize| -> Option<NaiveDate> {
+            let b = batches.first()?;
+            let v = ScalarValue::try_from_array(b.column(col), 0).ok()?;
+            let ScalarValue::Date32(Some(d)) = v else { return None };
+            NaiveDate::default().checked_add_signed(Duration::try_days(i64::from(d))?)
+        };
+        *self.scoped_days.lock().unwrap_or_else(|p| p.into_inner()) = Some((events, day(0), day(1)));
+        Ok(())
     }
 
     /// The facts of the snapshot `session` reads, limited to its scope.
@@ -76,7 +102,12 @@ impl FactsSource {
             Some(scope) => Arc::new(ids.iter().filter(|o| scope.contains(*o)).cloned().collect()),
             None => Arc::clone(ids),
         });
-        LakeFacts { first_day: snapshot.first_day, last_day: snapshot.last_day, org_ids, event_names }
+        let (first_day, last_day) = match &self.scope {
+            None => (snapshot.first_day, snapshot.last_day),
+            // Not prepared for this session: no dates rather than the whole lake's.
+            Some(_) => self.scoped_days.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or((None, None), |c| (c.1, c.2)),
+        };
+        LakeFacts { first_day, last_day, org_ids, event_names }
     }
 }
 

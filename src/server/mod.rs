@@ -144,6 +144,10 @@ impl ServerState {
         let engine = self.sessions.engine_for(who).await?;
         let memory = own_pool.then_some(self.limits.query_memory);
         let ctx = engine.query_context(memory).map_err(|e| Status::internal(e.to_string()))?;
+        engine.prepare_facts(&ctx).await.map_err(|e| {
+            tracing::error!("reading a scoped session's dates: {e}");
+            Status::internal("cannot read this token's dates")
+        })?;
         // Planning a hostile query can take long: it runs on a blocking thread,
         // not on the threads that serve other calls, and within the query's
         // time limit. Its planning slot is held until it really ends.

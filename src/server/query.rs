@@ -603,6 +603,17 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any text is measured without a panic (quotes left open, odd brackets, any characters).
+        #[test]
+        fn any_text_is_measured(text in "\\PC{0,200}|[()\\[\\]'\",;+*/|a-z0-9 ]{0,200}") {
+            let _ = check_shape(&text, &Limits::default());
+            let _ = number_placeholders(&text);
+        }
+    }
+
     #[test]
     fn query_shapes_are_measured_without_parsing() {
         let limits = Limits { max_expression_depth: 10, max_query_elements: 60, max_query_bytes: 400, ..Limits::default() };

@@ -33,6 +33,14 @@ def sql_json(lake, query, env=None):
     return json.loads(out)
 
 
+@pytest.fixture(scope="session")
+def demo_lake(tmp_path_factory):
+    """The default demo lake (120 accounts, 90 days), shared by the server tests that only read it."""
+    path = tmp_path_factory.mktemp("demo") / "lake"
+    run("demo", "--lake", path)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,10 +20,8 @@ ORG = "org-00025"
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hostile") / "lake"
-    run("demo", "--lake", path)
-    return path
+def lake(demo_lake):
+    return demo_lake
 
 
 @pytest.fixture(scope="module")

@@ -45,10 +45,8 @@ def start_slow(uri, secret="analyst-secret"):
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory):
-    path = tmp_path_factory.mktemp("served") / "lake"
-    run("demo", "--lake", path)
-    return path
+def lake(demo_lake):
+    return demo_lake
 
 
 @pytest.fixture(scope="module")

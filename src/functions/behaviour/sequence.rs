@@ -289,6 +289,36 @@ mod tests {
         list.to_vec()
     }
 
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Any text: a pattern or an error, never a panic; any event stream then matches or errs.
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in "\\PC{0,40}|[(?t<>=.*0-9)]{0,30}", conditions in 1usize..=32, unit in proptest::prop_oneof![proptest::strategy::Just(1i64), proptest::strategy::Just(1_000_000i64)]) {
+            if let Ok(p) = Pattern::parse(&text, conditions, unit) {
+                let events = ev(&[(0, 1), (5, 2), (5, 3), (i64::MAX, 1), (i64::MIN, 2)]);
+                let _ = p.matches(&events);
+                let _ = p.count(&events);
+            }
+        }
+
+        /// Patterns written by the grammar's rules parse.
+        #[test]
+        fn grammatical_patterns_parse(parts in proptest::collection::vec(proptest::prop_oneof![
+            (1u32..=4).prop_map(|n| format!("(?{n})")),
+            proptest::strategy::Just(".".to_string()),
+            proptest::strategy::Just(".*".to_string()),
+        ], 1..8), time in proptest::option::of((0usize..5, 0u32..100_000))) {
+            let mut text: String = parts.concat();
+            if let Some((op, secs)) = time {
+                text = format!("(?1)(?t{}{secs}){text}", ["<=", "<", ">=", ">", "=="][op]);
+            }
+            proptest::prop_assert!(Pattern::parse(&text, 4, 1).is_ok(), "{}", text);
+        }
+    }
+
     #[test]
     fn patterns_parse_or_say_where_they_fail() {
         assert!(Pattern::parse("(?1).*(?2)(?t<=10)(?3)", 3, 1).is_ok());
