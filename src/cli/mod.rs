@@ -70,6 +70,11 @@ pub struct ServeCmd {
     /// Address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, env = "VITALS_ADDR", default_value = "127.0.0.1:50051")]
     pub addr: std::net::SocketAddr,
+    /// An origin (`https://dash.example.com`) whose pages may call the JSON API
+    /// and gRPC-Web from a browser; repeat it, or comma-separate in the
+    /// environment. None: pages of the server's own origin only.
+    #[arg(long = "cors-origin", env = "VITALS_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// PEM certificate: serve TLS (with --tls-key).
     #[arg(long, env = "VITALS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -372,7 +377,8 @@ async fn run_vacuum(c: VacuumCmd) -> CliResult {
 /// committed since the last statement, if the refresh interval has passed).
 pub async fn run_query(engine: &Engine, sql: &str, format: Format, max_rows: usize, out: &mut dyn Write) -> CliResult<usize> {
     engine.refresh_if_stale().await;
-    let df = engine.ctx().sql(sql).await?;
+    let plan = crate::engine::plan_sql(&engine.ctx().state(), sql).await?;
+    let df = engine.ctx().execute_logical_plan(plan).await?;
     let stream = df.execute_stream().await?;
     Ok(render::write_stream(stream, format, max_rows, out).await?)
 }
@@ -414,10 +420,49 @@ async fn run_serve(c: ServeCmd) -> CliResult {
         max_prepared_per_principal: c.max_prepared_statements,
     };
     let tls = c.tls_cert.clone().zip(c.tls_key.clone());
-    let args = crate::server::ServeArgs { engine, config_path: c.lake.config.clone(), limits, tls, shutdown_grace: c.shutdown_grace };
+    // No tokens: on a loopback address, a one-off admin token for this run
+    // (only this machine can reach it); elsewhere, an error.
+    let mut own_tokens = Vec::new();
+    let mut first_run_secret = None;
+    if engine.config.tokens.is_empty() {
+        if !c.addr.ip().is_loopback() {
+            return Err(format!(
+                "no [[tokens]] in the config, and {} is reachable from other machines: add a [[tokens]] entry (see the README, \"Tokens\") \
+                 to --config, or listen on 127.0.0.1 for a one-off admin token",
+                c.addr
+            )
+            .into());
+        }
+        let secret = format!("vf_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        own_tokens.push(crate::config::TokenConfig {
+            name: "first-run".into(),
+            role: crate::config::Role::Admin,
+            sha256: crate::server::auth::hash_secret(&secret),
+            org_id: None,
+            expires: None,
+        });
+        first_run_secret = Some(secret);
+    }
+    let args = crate::server::ServeArgs {
+        engine,
+        config_path: c.lake.config.clone(),
+        limits,
+        tls,
+        shutdown_grace: c.shutdown_grace,
+        cors_origins: c.cors_origins.clone(),
+        own_tokens,
+    };
     let listener = crate::server::bind(c.addr).await?;
     let local = listener.local_addr()?;
-    println!("vitals serve: listening on {local} (Flight SQL, vitals.v1.Reports, health, reflection), lake {}", c.lake.lake);
+    let scheme = if c.tls_cert.is_some() { "https" } else { "http" };
+    println!("vitals serve: listening on {local} (Flight SQL, vitals.v1.Reports over gRPC and gRPC-Web, JSON API, health, reflection), lake {}", c.lake.lake);
+    println!("vitals serve: JSON API at {scheme}://{local}/api/v1/reports");
+    if let Some(secret) = first_run_secret {
+        println!("vitals serve: no [[tokens]] configured: a one-off admin token for this run (gone when it stops):");
+        println!("    {secret}");
+        println!("vitals serve: send it as `Authorization: Bearer {secret}`, e.g.");
+        println!("    curl -H 'Authorization: Bearer {secret}' {scheme}://{local}/api/v1/reports");
+    }
     std::io::stdout().flush()?;
     crate::server::serve(args, listener, crate::server::signal()).await?;
     println!("vitals serve: stopped");
@@ -556,6 +601,8 @@ async fn run_tour(c: TourCmd) -> CliResult {
         limits: crate::server::Limits::default(),
         tls: None,
         shutdown_grace: std::time::Duration::from_secs(5),
+        cors_origins: Vec::new(),
+        own_tokens: Vec::new(),
     };
     let server = tokio::spawn(crate::server::serve(args, listener, async {
         let _ = stopped.await;

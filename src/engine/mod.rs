@@ -12,7 +12,9 @@ use std::time::Duration;
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, GreedyMemoryPool};
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -92,6 +94,7 @@ pub struct Engine {
     facts: Arc<FactsSource>,
     args: EngineArgs,
     catalog: Vec<CatalogEntry>,
+    reports: Vec<reports::Template>,
 }
 
 impl Engine {
@@ -131,7 +134,8 @@ impl Engine {
         for (file, text) in sql_files::VIEWS {
             catalog.push(create_view(&ctx, &args.config, file, text).await?);
         }
-        docs.extend(reports::register(&ctx, &args.config, Arc::clone(&facts), sql_files::REPORTS).await?);
+        let mut templates = reports::templates(&args.config, sql_files::REPORTS)?;
+        docs.extend(reports::register(&ctx, &args.config, Arc::clone(&facts), &mut templates).await?);
         if let Some(dir) = &args.views_dir {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|e| LakeError::Input(format!("views folder {}: {e}", dir.display())))?
@@ -145,7 +149,7 @@ impl Engine {
             }
         }
         catalog.extend(docs.into_iter().map(|d| CatalogEntry { kind: d.kind, name: d.signature, description: d.description, order: d.order }));
-        Ok(Engine { ctx, live, facts, args, catalog })
+        Ok(Engine { ctx, live, facts, args, catalog, reports: templates.into_iter().map(|(_, t)| t).collect() })
     }
 
     /// The session; its tables read the lake's current snapshot.
@@ -189,9 +193,43 @@ impl Engine {
         Ok(self.facts.prepare(ctx).await?)
     }
 
+    /// The reports: name, arguments, description and row order.
+    pub fn reports(&self) -> &[reports::Template] {
+        &self.reports
+    }
+
     /// Tables, views and functions with one line of description each.
     pub fn catalog(&self) -> &[CatalogEntry] {
         &self.catalog
+    }
+}
+
+/// Plans one SQL statement. Table function names are matched without regard
+/// to case unless quoted, as unquoted identifiers are: BI tools that upper-case
+/// SQL (`DECLINING_ACCOUNTS(2, 5, 14)`) call the same report.
+pub async fn plan_sql(state: &SessionState, sql: &str) -> datafusion::error::Result<LogicalPlan> {
+    let dialect = state.config().options().sql_parser.dialect;
+    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    fold_function_names(&mut statement, state);
+    state.statement_to_plan(statement).await
+}
+
+fn fold_function_names(statement: &mut Statement, state: &SessionState) {
+    use datafusion::sql::sqlparser::ast::{visit_relations_mut, Ident, ObjectNamePart};
+    match statement {
+        Statement::Statement(s) => {
+            let _ = visit_relations_mut(s.as_mut(), |name| {
+                if let [ObjectNamePart::Identifier(Ident { value, quote_style: None, .. })] = name.0.as_mut_slice() {
+                    let lower = value.to_lowercase();
+                    if lower != *value && state.table_functions().contains_key(&lower) {
+                        *value = lower;
+                    }
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+        }
+        Statement::Explain(e) => fold_function_names(&mut e.statement, state),
+        _ => {}
     }
 }
 
@@ -199,7 +237,7 @@ impl Engine {
 async fn create_view(ctx: &SessionContext, config: &Config, file: &str, text: &str) -> Result<CatalogEntry> {
     let wrap = |e: DataFusionError| EngineError::View { file: file.to_string(), source: Box::new(e) };
     let sql = config.expand_sql(text).map_err(|e| wrap(DataFusionError::Plan(e)))?;
-    let plan = ctx.state().create_logical_plan(&sql).await.map_err(wrap)?;
+    let plan = plan_sql(&ctx.state(), &sql).await.map_err(wrap)?;
     let name = match &plan {
         datafusion::logical_expr::LogicalPlan::Ddl(datafusion::logical_expr::DdlStatement::CreateView(v)) => v.name.to_string(),
         _ => {

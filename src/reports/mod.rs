@@ -17,7 +17,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
 use datafusion::catalog::{
-    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, SchemaProvider, Session, TableFunctionImpl, TableProvider,
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, SchemaProvider, Session, TableFunctionArgs, TableFunctionImpl,
+    TableProvider,
 };
 use datafusion::common::{internal_err, plan_datafusion_err, plan_err, ScalarValue};
 use datafusion::datasource::{MemTable, TableType, ViewTable};
@@ -150,16 +151,25 @@ pub enum ArgType {
 }
 
 impl ArgType {
+    const ALL: [ArgType; 6] = [ArgType::Date, ArgType::Int, ArgType::Text, ArgType::Event, ArgType::Events, ArgType::Interval];
+
     fn parse(file: &str, ty: &str) -> Result<ArgType> {
-        Ok(match ty {
-            "DATE" => ArgType::Date,
-            "BIGINT" => ArgType::Int,
-            "VARCHAR" => ArgType::Text,
-            "EVENT" => ArgType::Event,
-            "EVENTS" => ArgType::Events,
-            "INTERVAL" => ArgType::Interval,
-            other => return plan_err!("sql/reports/{file}: unsupported argument type {other}"),
-        })
+        match ArgType::ALL.into_iter().find(|t| t.name() == ty) {
+            Some(t) => Ok(t),
+            None => plan_err!("sql/reports/{file}: unsupported argument type {ty}"),
+        }
+    }
+
+    /// The type as a template's header declares it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgType::Date => "DATE",
+            ArgType::Int => "BIGINT",
+            ArgType::Text => "VARCHAR",
+            ArgType::Event => "EVENT",
+            ArgType::Events => "EVENTS",
+            ArgType::Interval => "INTERVAL",
+        }
     }
 
     /// The SQL type of a `$n` placeholder of this type.
@@ -185,6 +195,8 @@ pub struct Template {
     /// drops an ORDER BY inside a table function, so the caller sorts.
     pub order: Option<String>,
     pub sql: String,
+    /// The output columns, when they are known without arguments (a prepared template's).
+    pub columns: Option<arrow::datatypes::SchemaRef>,
 }
 
 impl Template {
@@ -219,6 +231,7 @@ impl Template {
             description: description.trim().to_string(),
             order,
             sql: text.to_string(),
+            columns: None,
         })
     }
 
@@ -441,6 +454,13 @@ impl ReportFunction {
 
     /// Defaults by name: dates are the latest day with events (`from` four
     /// weeks before it), `days` is 7, `period` is a week.
+    /// Whether every argument has a default (in the header, or from the lake's dates).
+    fn needs_no_arguments(&self) -> bool {
+        let day = NaiveDate::from_ymd_opt(2000, 1, 1);
+        let probe = LakeFacts { first_day: day, last_day: day, ..LakeFacts::default() };
+        self.template.args.iter().all(|p| p.default.is_some() || self.default_arg(&probe, &p.name).is_ok())
+    }
+
     fn default_arg(&self, facts: &LakeFacts, name: &str) -> Result<Arg> {
         let f = &self.template.name;
         let last = || facts.last_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events, so {name} has no default"));
@@ -810,13 +830,24 @@ impl TableProvider for CheckedReport {
     }
 }
 
+/// Reads the report templates (`sql/reports/*.sql`, with the config's values filled in).
+pub fn templates(config: &Config, files: &[(&str, &str)]) -> Result<Vec<(String, Template)>> {
+    files
+        .iter()
+        .map(|(file, text)| {
+            let expanded = config.expand_sql(text).map_err(|e| plan_datafusion_err!("sql/reports/{file}: {e}"))?;
+            Ok((file.to_string(), Template::parse(file, &expanded)?))
+        })
+        .collect()
+}
+
 /// Plans every template and registers it as a table function.
-pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSource>, files: &[(&str, &str)]) -> Result<Vec<FunctionDoc>> {
+/// A prepared template's output columns are learned here.
+pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSource>, templates: &mut [(String, Template)]) -> Result<Vec<FunctionDoc>> {
     let config = Arc::new(config.clone());
     let mut docs = Vec::new();
-    for (file, text) in files {
-        let expanded = config.expand_sql(text).map_err(|e| plan_datafusion_err!("sql/reports/{file}: {e}"))?;
-        let template = Template::parse(file, &expanded)?;
+    for (file, known) in templates.iter_mut() {
+        let template = known.clone();
         let body = if template.params.is_empty() && template.sql.contains("{{") {
             Body::Rendered(template.body())
         } else {
@@ -827,11 +858,60 @@ pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSou
                 .create_logical_plan(&prepare)
                 .await
                 .map_err(|e| DataFusionError::Context(format!("planning sql/reports/{file}"), Box::new(e)))?;
+            if let LogicalPlan::Statement(datafusion::logical_expr::Statement::Prepare(p)) = &prepared {
+                known.columns = Some(Arc::new(p.input.schema().as_arrow().clone()));
+            }
             Body::Prepared(prepared)
         };
         docs.push(FunctionDoc { kind: "table", signature: template.signature(), description: template.description.clone(), order: template.order.clone() });
         let name = template.name.clone();
-        ctx.register_udtf(&name, Arc::new(ReportFunction { template, body, facts: Arc::clone(&facts), config: config.clone() }));
+        let func = Arc::new(ReportFunction { template, body, facts: Arc::clone(&facts), config: config.clone() });
+        ctx.register_udtf(&name, func.clone());
+        // Browsable as `reports.NAME` when it needs no argument; a rendered
+        // report's columns are learned by planning it (not running it) once.
+        let state = ctx.state();
+        let schema = match &known.columns {
+            Some(s) => Some(s.clone()),
+            None => func.call_with_args(TableFunctionArgs::new(&[], &state)).ok().map(|p| p.schema()),
+        };
+        if let Some(schema) = schema.filter(|_| func.needs_no_arguments()) {
+            reports_schema(ctx)?.register_table(name.clone(), Arc::new(ReportView { func, schema }))?;
+        }
     }
     Ok(docs)
+}
+
+/// The `reports` schema of the session's catalog, made on first use.
+fn reports_schema(ctx: &SessionContext) -> Result<Arc<dyn SchemaProvider>> {
+    let catalog = ctx.catalog("datafusion").ok_or_else(|| DataFusionError::Internal("no datafusion catalog".into()))?;
+    if let Some(s) = catalog.schema("reports") {
+        return Ok(s);
+    }
+    let schema: Arc<dyn SchemaProvider> = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+    catalog.register_schema("reports", schema.clone())?;
+    Ok(schema)
+}
+
+/// `reports.NAME`: a report with its default arguments as a view, for BI
+/// tools that browse tables instead of calling functions. Each scan calls the
+/// report afresh, so its defaults ("the last 7 days") follow the lake, in the
+/// session's scope.
+#[derive(Debug)]
+struct ReportView {
+    func: Arc<ReportFunction>,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for ReportView {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        let report = self.func.call_with_args(TableFunctionArgs::new(&[], state))?;
+        report.scan(state, projection, filters, limit).await
+    }
 }

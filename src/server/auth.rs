@@ -60,6 +60,8 @@ pub struct Auth {
     tokens: RwLock<Tokens>,
     /// Session tokens: the credential each came from, as it was then, and when it expires.
     sessions: RwLock<HashMap<String, (TokenConfig, Instant)>>,
+    /// Tokens of this run that no config file holds.
+    own: Vec<TokenConfig>,
 }
 
 fn unauthenticated(why: impl Into<String>) -> Status {
@@ -73,8 +75,14 @@ fn modified(path: &Option<PathBuf>) -> Option<SystemTime> {
 impl Auth {
     /// `path` is the config file the tokens came from, re-read when it changes.
     pub fn new(config: &Config, path: Option<PathBuf>) -> Auth {
+        Self::with_own(config, path, Vec::new())
+    }
+
+    /// Also accepts `own` tokens (the first run's one-off token), whatever the config file says.
+    pub fn with_own(config: &Config, path: Option<PathBuf>, own: Vec<TokenConfig>) -> Auth {
         let m = modified(&path);
-        Auth { path, tokens: RwLock::new(Tokens::new(&config.tokens, m)), sessions: RwLock::new(HashMap::new()) }
+        let all: Vec<TokenConfig> = config.tokens.iter().chain(&own).cloned().collect();
+        Auth { path, tokens: RwLock::new(Tokens::new(&all, m)), sessions: RwLock::new(HashMap::new()), own }
     }
 
     /// Re-reads the tokens when the config file changed. A file that no longer
@@ -94,7 +102,8 @@ impl Auth {
         match Config::load(path) {
             Ok(config) => {
                 tracing::info!(tokens = config.tokens.len(), "config file changed: tokens reloaded");
-                *tokens = Tokens::new(&config.tokens, now);
+                let all: Vec<TokenConfig> = config.tokens.iter().chain(&self.own).cloned().collect();
+                *tokens = Tokens::new(&all, now);
             }
             Err(e) => {
                 tracing::error!("config file changed but cannot be read, keeping the tokens in force: {e}");

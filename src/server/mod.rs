@@ -1,6 +1,7 @@
-//! `vitals serve`: one tonic server for Arrow Flight SQL (BI tools), the
-//! `vitals.v1.Reports` service (dashboards), gRPC health checking and server
-//! reflection. It holds no analytics: every answer is SQL run in an engine
+//! `vitals serve`: one port for Arrow Flight SQL (BI tools), the
+//! `vitals.v1.Reports` service (gRPC, and gRPC-Web for browsers), gRPC health
+//! checking and server reflection over HTTP/2, and the JSON API (`web`) over
+//! HTTP/1.1 and HTTP/2. It holds no analytics: every answer is SQL run in an engine
 //! session whose tables yield only the caller's accounts (the engine scopes
 //! them), under the limits of `query`.
 
@@ -10,6 +11,7 @@ mod flight_input;
 pub mod proto;
 mod query;
 mod reports;
+pub mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,6 +60,10 @@ pub struct ServeArgs {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// After SIGINT/SIGTERM, how long running queries may take before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Origins whose pages may call the server from a browser (CORS); none: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Tokens of this run only (the first run's one-off admin token).
+    pub own_tokens: Vec<crate::config::TokenConfig>,
 }
 
 /// Engines by scope: one for every account, one per distinct set of accounts,
@@ -161,8 +167,10 @@ impl ServerState {
             .name("vitals-planner".into())
             .stack_size(PLANNER_STACK)
             .spawn(move || {
-                let _slot = slot;
-                let _ = done.send(runtime.block_on(query::plan_sql(&planner, &text, &limits)));
+                let planned = runtime.block_on(query::plan_sql(&planner, &text, &limits));
+                // Free before answering: the caller's next query may plan at once.
+                drop(slot);
+                let _ = done.send(planned);
             })
             .map_err(|e| Status::internal(format!("cannot start a planner thread: {e}")))?;
         let planned = match tokio::time::timeout(self.limits.query_timeout, job).await {
@@ -227,7 +235,8 @@ pub struct RequestLog {
     method: &'static str,
     start: Instant,
     tally: Arc<Tally>,
-    status: Mutex<Option<tonic::Code>>,
+    /// The failure's status and reason (a status message never holds a secret).
+    status: Mutex<Option<(tonic::Code, String)>>,
 }
 
 impl RequestLog {
@@ -238,20 +247,21 @@ impl RequestLog {
         self.tally.clone()
     }
     pub fn fail(&self, s: &Status) {
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.code());
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some((s.code(), s.message().to_string()));
     }
 }
 
 impl Drop for RequestLog {
     fn drop(&mut self) {
-        let code = self.status.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(tonic::Code::Ok);
+        let (code, reason) = self.status.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or((tonic::Code::Ok, String::new()));
         tracing::info!(
             principal = %self.principal,
             method = self.method,
             rows = self.tally.rows.load(Ordering::Relaxed),
             bytes = self.tally.bytes.load(Ordering::Relaxed),
-            ms = self.start.elapsed().as_millis() as u64,
+            ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
             status = ?code,
+            reason = %reason,
             "request"
         );
     }
@@ -262,8 +272,8 @@ impl Drop for RequestLog {
 pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
     let config = args.engine.config.clone();
     let all = Arc::new(Engine::open(args.engine.clone()).await?);
-    let auth = Arc::new(Auth::new(&config, args.config_path.clone()));
-    if config.tokens.is_empty() {
+    let auth = Arc::new(Auth::with_own(&config, args.config_path.clone(), args.own_tokens.clone()));
+    if config.tokens.is_empty() && args.own_tokens.is_empty() {
         tracing::warn!("no [[tokens]] in the config: every call will be refused (UNAUTHENTICATED)");
     }
     let sql_info = flight::sql_info(&args.limits).map_err(|e| ServerError::Setup(e.to_string()))?;
@@ -324,12 +334,19 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let router = builder
+    // One router: the web API's routes, and beside them each gRPC service
+    // under its path; vitals.v1.Reports also speaks gRPC-Web (HTTP/1.1 too).
+    let routes = tonic::service::Routes::from(web::router(state.clone()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(tonic::service::interceptor::InterceptedService::new(flight, check.clone()))
-        .add_service(tonic::service::interceptor::InterceptedService::new(reports, check));
+        .add_service(tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), tonic::service::interceptor::InterceptedService::new(reports, check)));
+    let mut app = routes.into_axum_router();
+    if !args.cors_origins.is_empty() {
+        app = app.layer(cors(&args.cors_origins)?);
+    }
+    let router = builder.accept_http1(true).add_routes(tonic::service::Routes::from(app));
     // Keeps the snapshot fresh between queries, so a query rarely waits for a refresh.
     let refresher = {
         let live = Arc::clone(all.live());
@@ -366,6 +383,22 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::f
         }
     }
     Ok(())
+}
+
+/// Browsers on these origins may call the JSON API and gRPC-Web with a token.
+fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    let allowed = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o.trim_end_matches('/')).map_err(|_| ServerError::Setup(format!("--cors-origin: '{o}' is not an origin"))))
+        .collect::<Result<Vec<_>>>()?;
+    let name = HeaderName::from_static;
+    Ok(tower_http::cors::CorsLayer::new()
+        .allow_origin(allowed)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, name("x-grpc-web"), name("x-user-agent"), name("grpc-timeout")])
+        .expose_headers([name("grpc-status"), name("grpc-message"), name("grpc-status-details-bin")])
+        .max_age(Duration::from_secs(3600)))
 }
 
 /// Resolves on SIGINT or SIGTERM.

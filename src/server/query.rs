@@ -242,7 +242,7 @@ pub async fn plan_sql(ctx: &SessionContext, sql: &str, limits: &Limits) -> Resul
     check_shape(sql, limits)?;
     let sql = number_placeholders(sql);
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let planned = AssertUnwindSafe(ctx.state().create_logical_plan(&sql)).catch_unwind().await.map_err(|_| panic_status())?;
+    let planned = AssertUnwindSafe(crate::engine::plan_sql(&ctx.state(), &sql)).catch_unwind().await.map_err(|_| panic_status())?;
     let plan = planned.map_err(|e| df_status(&e, limits))?;
     // SQLOptions refuses exactly the plans that write or change settings.
     options.verify_plan(&plan).map_err(|e| {
@@ -348,6 +348,9 @@ pub fn to_wire(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, S
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Status::internal(format!("cannot build a result batch: {e}")))
 }
 
+/// The trailer that tells a full queue (try again soon) from a query past its own limits.
+pub const BUSY_MARK: &str = "vitals-busy";
+
 /// Admission: at most `max_concurrent` queries run; `max_queued` wait.
 pub struct Admission {
     slots: Arc<Semaphore>,
@@ -367,10 +370,16 @@ impl Admission {
         let waiting = self.queued.fetch_add(1, Ordering::SeqCst);
         let _leave = Waiting(&self.queued);
         let busy = || {
-            Status::resource_exhausted(format!(
-                "the server is busy: {} queries running and {} waiting (--max-concurrent-queries, --max-queued-queries); try again shortly",
-                self.limits.max_concurrent, self.limits.max_queued
-            ))
+            let mut marks = tonic::metadata::MetadataMap::new();
+            marks.insert(BUSY_MARK, tonic::metadata::MetadataValue::from_static("1"));
+            Status::with_metadata(
+                tonic::Code::ResourceExhausted,
+                format!(
+                    "the server is busy: {} queries running and {} waiting (--max-concurrent-queries, --max-queued-queries); try again shortly",
+                    self.limits.max_concurrent, self.limits.max_queued
+                ),
+                marks,
+            )
         };
         if waiting >= self.limits.max_queued {
             return Err(busy());

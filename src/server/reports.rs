@@ -59,23 +59,18 @@ impl ReportService {
         let req_desc = self.message(&format!("{rpc}Request"))?;
         let resp_desc = self.message(&format!("{rpc}Response"))?;
         let dynamic = DynamicMessage::decode(req_desc.clone(), req.encode_to_vec().as_slice()).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let engine = self.state.sessions.engine_for(who).await?;
         let mut fields: Vec<FieldDescriptor> = req_desc.fields().collect();
         fields.sort_by_key(|f| f.number());
         let mut args = Vec::with_capacity(fields.len());
         for f in &fields {
             args.push(literal(&dynamic, f)?);
-            if f.name() == "org_id" && !who.sees_all() {
+            if f.name() == "org_id" {
                 if let Some(Value::String(org)) = dynamic.has_field(f).then(|| dynamic.get_field(f).into_owned()) {
-                    self.check_org(&engine, &org).await?;
+                    check_org(&self.state, who, &org).await?;
                 }
             }
         }
-        while args.last().is_some_and(|a| a == "NULL") {
-            args.pop();
-        }
-        let order = self.order.get(report).map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
-        let sql = format!("SELECT * FROM {report}({}){order}", args.join(", "));
+        let sql = report_sql(report, args, self.order.get(report).map(String::as_str));
 
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (_, mut stream) = self.state.start(who, id, &sql, None, log.tally()).await?;
@@ -94,16 +89,30 @@ impl ReportService {
         }
         Ok(resp.encode_to_vec())
     }
+}
 
-    /// A scoped token may name only its own accounts.
-    async fn check_org(&self, engine: &crate::engine::Engine, org: &str) -> Result<(), Status> {
-        let sql = format!("SELECT CAST(org_id AS VARCHAR) FROM accounts WHERE org_id = {}", sql_str(org));
-        let found = crate::reports::distinct_strings(engine.ctx(), &sql).await.map_err(|e| query::df_status(&e, &self.state.limits))?;
-        if found.is_empty() {
-            return Err(Status::permission_denied(format!("org_id '{org}' is not among this token's accounts")));
-        }
-        Ok(())
+/// A scoped token may name only its own accounts.
+pub(super) async fn check_org(state: &ServerState, who: &super::Principal, org: &str) -> Result<(), Status> {
+    if who.sees_all() {
+        return Ok(());
     }
+    let engine = state.sessions.engine_for(who).await?;
+    let sql = format!("SELECT CAST(org_id AS VARCHAR) FROM accounts WHERE org_id = {}", sql_str(org));
+    let found = crate::reports::distinct_strings(engine.ctx(), &sql).await.map_err(|e| query::df_status(&e, &state.limits))?;
+    if found.is_empty() {
+        return Err(Status::permission_denied(format!("org_id '{org}' is not among this token's accounts")));
+    }
+    Ok(())
+}
+
+/// The query of one report call: arguments as SQL literals in the report's
+/// order (`NULL` for the default; trailing defaults left out), rows in the report's order.
+pub(super) fn report_sql(report: &str, mut args: Vec<String>, order: Option<&str>) -> String {
+    while args.last().is_some_and(|a| a == "NULL") {
+        args.pop();
+    }
+    let order = order.map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
+    format!("SELECT * FROM {report}({}){order}", args.join(", "))
 }
 
 /// One request field as a SQL argument: NULL when unset (the report's

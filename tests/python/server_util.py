@@ -26,6 +26,17 @@ def token_entry(name, role, secret, org_id=None, expires=None):
     return "\n".join(lines) + "\n\n"
 
 
+def role_tokens(csm, org_id):
+    """One token of each role: root/admin-secret, ana/analyst-secret, the CSM
+    `csm`/csm-secret, and acme/account-secret for account `org_id`."""
+    return (
+        token_entry("root", "admin", "admin-secret")
+        + token_entry("ana", "analyst", "analyst-secret")
+        + token_entry(csm, "csm", "csm-secret")
+        + token_entry("acme", "account", "account-secret", org_id=org_id)
+    )
+
+
 class Server:
     """A `vitals serve` process on 127.0.0.1 with a free port."""
 

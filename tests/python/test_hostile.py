@@ -14,7 +14,7 @@ import pyarrow.flight as fl
 import pytest
 
 from conftest import run, sql_json
-from server_util import Server, bearer, drain, flight_query, statement_descriptor, token_entry
+from server_util import Server, bearer, drain, flight_query, role_tokens, statement_descriptor, token_entry
 
 ORG = "org-00025"
 
@@ -36,12 +36,7 @@ def own(lake):
 def write_config(path, own):
     """The four tokens: admin, analyst, the CSM of the account, the account."""
     mine, _ = own
-    path.write_text(
-        token_entry("root", "admin", "admin-secret")
-        + token_entry("ana", "analyst", "analyst-secret")
-        + token_entry(mine["csm"], "csm", "csm-secret")
-        + token_entry("acme", "account", "account-secret", org_id=ORG)
-    )
+    path.write_text(role_tokens(mine["csm"], ORG))
     return path
 
 

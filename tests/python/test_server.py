@@ -23,6 +23,7 @@ from server_util import (
     command_descriptor,
     drain,
     flight_query,
+    role_tokens,
     statement_descriptor,
     stubs,
     token_entry,
@@ -53,10 +54,7 @@ def lake(demo_lake):
 def config(lake, tmp_path_factory):
     path = tmp_path_factory.mktemp("config") / "vitals.toml"
     path.write_text(
-        token_entry("root", "admin", "admin-secret")
-        + token_entry("ana", "analyst", "analyst-secret")
-        + token_entry(CSM, "csm", "csm-secret")
-        + token_entry("acme", "account", "account-secret", org_id=ORG_A)
+        role_tokens(CSM, ORG_A)
         + token_entry("old", "analyst", "expired-secret", expires="2020-01-01")
         + token_entry("temp", "analyst", "temp-secret")
     )
