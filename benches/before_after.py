@@ -30,6 +30,8 @@ QUERIES = {
     "WHERE event_time >= TIMESTAMP '2026-09-21T00:00:00Z' AND event_time < TIMESTAMP '2026-09-22T00:00:00Z'",
     "account_usage(last day, 7)": "SELECT count(*), sum(visits) FROM account_usage(NULL, 7)",
     "health_scores(last day, 7)": "SELECT count(*), sum(health) FROM health_scores(NULL, 7)",
+    # Integer + - * on every row: the worst case for checked arithmetic.
+    "integer arithmetic, every row": "SELECT sum(duration_ms * 3 + 1 - duration_ms) FROM events",
     # Every day: nothing to skip (a regression check for the scan itself).
     "funnel, all days": "SELECT level, count(*) FROM (SELECT user_id, window_funnel(INTERVAL '7 days', event_time, "
     "event = 'signup', event = 'create_project', event = 'invite_user', event = 'upgrade') AS level "
