@@ -484,9 +484,8 @@ async fn run_tables(c: LakeArgs) -> CliResult {
 /// A report call's arguments as SQL literals: whole numbers stay numbers,
 /// `-` is NULL (the default), anything else is a quoted string, which each
 /// report reads as a date, an interval or a list as its argument requires.
-pub fn report_sql(name: &str, args: &[String], order: Option<&str>) -> String {
-    let lits: Vec<String> = args
-        .iter()
+fn report_literals(args: &[String]) -> Vec<String> {
+    args.iter()
         .map(|a| {
             if a == "-" {
                 "NULL".to_string()
@@ -496,36 +495,33 @@ pub fn report_sql(name: &str, args: &[String], order: Option<&str>) -> String {
                 crate::config::sql_str(a)
             }
         })
-        .collect();
-    let order = order.map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
-    format!("SELECT * FROM {name}({}){order}", lits.join(", "))
+        .collect()
 }
 
 async fn run_report(c: ReportCmd) -> CliResult {
     let engine = c.lake.engine().await?;
-    let reports: Vec<_> = engine.catalog().iter().filter(|e| e.kind == "table" && e.name.contains('(')).collect();
     let Some(name) = &c.name else {
         let mut grid = comfy_table::Table::new();
         grid.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
         grid.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
         grid.set_header(vec!["report", "answers"]);
-        for e in &reports {
-            grid.add_row(vec![&e.name, &e.description]);
+        for t in engine.reports() {
+            grid.add_row(vec![t.signature(), t.description.clone()]);
         }
         println!("{grid}");
         return Ok(());
     };
-    let Some(entry) = reports.iter().find(|e| e.name.split('(').next() == Some(name.as_str())) else {
-        let names: Vec<&str> = reports.iter().filter_map(|e| e.name.split('(').next()).collect();
+    let Some(entry) = engine.report(name) else {
+        let names: Vec<&str> = engine.reports().iter().map(|t| t.name.as_str()).collect();
         return Err(datafusion::error::DataFusionError::Plan(format!("unknown report '{name}'; reports are: {}", names.join(", "))).into());
     };
-    let sql = report_sql(name, &c.args, entry.order.as_deref());
+    let sql = entry.call_sql(&report_literals(&c.args));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if c.output.format == Format::Table {
         writeln!(out, "{}
 {sql}
-", entry.name)?;
+", entry.signature())?;
     }
     run_query(&engine, &sql, c.output.format, c.output.max_rows, &mut out).await?;
     out.flush()?;

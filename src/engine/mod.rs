@@ -102,15 +102,17 @@ impl Engine {
     pub async fn open(args: EngineArgs) -> Result<Engine> {
         let options = LiveOptions { refresh_every: args.refresh_every, strict: args.check_files };
         let live = LiveLake::open(args.lake.clone(), options).await?;
-        Self::build(args, live, None).await
+        let templates = reports::templates(&args.config, sql_files::REPORTS)?;
+        Self::build(args, live, None, templates).await
     }
 
     /// A session over the same lake whose tables yield only `scope`'s accounts.
     pub async fn scoped(&self, scope: Scope) -> Result<Engine> {
-        Self::build(self.args.clone(), Arc::clone(&self.live), Some(scope)).await
+        // The reports as this engine read them, their columns already learned.
+        Self::build(self.args.clone(), Arc::clone(&self.live), Some(scope), self.reports.clone()).await
     }
 
-    async fn build(args: EngineArgs, live: Arc<LiveLake>, scope: Option<Scope>) -> Result<Engine> {
+    async fn build(args: EngineArgs, live: Arc<LiveLake>, scope: Option<Scope>, mut templates: Vec<reports::Template>) -> Result<Engine> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
@@ -134,7 +136,6 @@ impl Engine {
         for (file, text) in sql_files::VIEWS {
             catalog.push(create_view(&ctx, &args.config, file, text).await?);
         }
-        let mut templates = reports::templates(&args.config, sql_files::REPORTS)?;
         docs.extend(reports::register(&ctx, &args.config, Arc::clone(&facts), &mut templates).await?);
         if let Some(dir) = &args.views_dir {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -149,7 +150,7 @@ impl Engine {
             }
         }
         catalog.extend(docs.into_iter().map(|d| CatalogEntry { kind: d.kind, name: d.signature, description: d.description, order: d.order }));
-        Ok(Engine { ctx, live, facts, args, catalog, reports: templates.into_iter().map(|(_, t)| t).collect() })
+        Ok(Engine { ctx, live, facts, args, catalog, reports: templates })
     }
 
     /// The session; its tables read the lake's current snapshot.
@@ -196,6 +197,11 @@ impl Engine {
     /// The reports: name, arguments, description and row order.
     pub fn reports(&self) -> &[reports::Template] {
         &self.reports
+    }
+
+    /// The report named `name`.
+    pub fn report(&self, name: &str) -> Option<&reports::Template> {
+        self.reports.iter().find(|t| t.name == name)
     }
 
     /// Tables, views and functions with one line of description each.

@@ -133,12 +133,17 @@ fn scalar_rows(args: &[ColumnarValue], rows: usize) -> usize {
     if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) { 1 } else { rows.max(1) }
 }
 
+/// A count argument as a number of items: NULL and negative are none.
+fn items(v: &Option<i64>) -> u64 {
+    u64::try_from(v.unwrap_or(0)).unwrap_or(0)
+}
+
 /// lpad / rpad: `length` characters of up to 4 bytes each (1 for the default space).
 fn pad(args: &[ColumnarValue], rows: usize) -> Result<u64> {
     let n = scalar_rows(args, rows);
     let per_char: u64 = if args.len() > 2 { 4 } else { 1 };
     let lengths = ints(args.get(1), n)?;
-    Ok(lengths.iter().map(|l| u64::try_from(l.unwrap_or(0).max(0)).unwrap_or(0).saturating_mul(per_char)).fold(0, u64::saturating_add))
+    Ok(lengths.iter().map(|l| items(l).saturating_mul(per_char)).fold(0, u64::saturating_add))
 }
 
 /// repeat(text, n): the text's bytes n times.
@@ -149,7 +154,7 @@ fn repeat(args: &[ColumnarValue], rows: usize) -> Result<u64> {
     Ok(texts
         .iter()
         .zip(counts.iter().cycle())
-        .map(|(t, c)| t.saturating_mul(u64::try_from(c.unwrap_or(0).max(0)).unwrap_or(0)))
+        .map(|(t, c)| t.saturating_mul(items(c)))
         .fold(0, u64::saturating_add))
 }
 
@@ -166,7 +171,7 @@ fn joined(args: &[ColumnarValue], rows: usize) -> Result<u64> {
 /// array_repeat(element, count) and array_resize(array, size): count elements of at least 8 bytes.
 fn counted(args: &[ColumnarValue], rows: usize) -> Result<u64> {
     let n = scalar_rows(args, rows);
-    Ok(ints(args.get(1), n)?.iter().map(|c| u64::try_from(c.unwrap_or(0).max(0)).unwrap_or(0).saturating_mul(8)).fold(0, u64::saturating_add))
+    Ok(ints(args.get(1), n)?.iter().map(|c| items(c).saturating_mul(8)).fold(0, u64::saturating_add))
 }
 
 /// range / generate_series (the array functions): (stop - start) / step elements of 8 bytes.

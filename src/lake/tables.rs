@@ -200,22 +200,17 @@ impl LakeTable {
                 if dated {
                     p = p.with_partition_values(vec![ScalarValue::Date32(f.day())]);
                 }
-                p.with_statistics(Arc::clone(&f.stats))
+                // A scoped session learns nothing from the whole files' statistics.
+                if self.scope.is_none() {
+                    p = p.with_statistics(Arc::clone(&f.stats));
+                }
+                p
             })
             .collect();
-        // A scoped session learns nothing from the whole files' statistics.
         let statistics = if self.scope.is_some() {
             Statistics::new_unknown(&full)
         } else {
             Statistics::try_merge_iter(parts.iter().filter_map(|p| p.statistics.as_deref()), &full)?
-        };
-        let parts: Vec<PartitionedFile> = if self.scope.is_some() {
-            parts.into_iter().map(|mut p| {
-                p.statistics = None;
-                p
-            }).collect()
-        } else {
-            parts
         };
         let groups = Self::balance(parts, state.config().target_partitions());
         // The sort order only where every file's footer records it (another tool's files may be in any order).

@@ -195,7 +195,9 @@ pub struct Template {
     /// drops an ORDER BY inside a table function, so the caller sorts.
     pub order: Option<String>,
     pub sql: String,
-    /// The output columns, when they are known without arguments (a prepared template's).
+    /// The file it came from, for messages.
+    pub file: String,
+    /// The output columns with the default arguments, learned when it is registered.
     pub columns: Option<arrow::datatypes::SchemaRef>,
 }
 
@@ -231,8 +233,15 @@ impl Template {
             description: description.trim().to_string(),
             order,
             sql: text.to_string(),
+            file: file.to_string(),
             columns: None,
         })
+    }
+
+    /// One call of the report with `args` (SQL literals, in its order), rows in the report's order.
+    pub fn call_sql(&self, args: &[String]) -> String {
+        let order = self.order.as_ref().map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
+        format!("SELECT * FROM {}({}){order}", self.name, args.join(", "))
     }
 
     pub fn signature(&self) -> String {
@@ -452,8 +461,6 @@ impl ReportFunction {
         }
     }
 
-    /// Defaults by name: dates are the latest day with events (`from` four
-    /// weeks before it), `days` is 7, `period` is a week.
     /// Whether every argument has a default (in the header, or from the lake's dates).
     fn needs_no_arguments(&self) -> bool {
         let day = NaiveDate::from_ymd_opt(2000, 1, 1);
@@ -461,6 +468,8 @@ impl ReportFunction {
         self.template.args.iter().all(|p| p.default.is_some() || self.default_arg(&probe, &p.name).is_ok())
     }
 
+    /// Defaults by name: dates are the latest day with events (`from` four
+    /// weeks before it), `days` is 7, `period` is a week.
     fn default_arg(&self, facts: &LakeFacts, name: &str) -> Result<Arg> {
         let f = &self.template.name;
         let last = || facts.last_day.ok_or_else(|| plan_datafusion_err!("{f}: the lake has no events, so {name} has no default"));
@@ -831,23 +840,25 @@ impl TableProvider for CheckedReport {
 }
 
 /// Reads the report templates (`sql/reports/*.sql`, with the config's values filled in).
-pub fn templates(config: &Config, files: &[(&str, &str)]) -> Result<Vec<(String, Template)>> {
+pub fn templates(config: &Config, files: &[(&str, &str)]) -> Result<Vec<Template>> {
     files
         .iter()
         .map(|(file, text)| {
             let expanded = config.expand_sql(text).map_err(|e| plan_datafusion_err!("sql/reports/{file}: {e}"))?;
-            Ok((file.to_string(), Template::parse(file, &expanded)?))
+            Template::parse(file, &expanded)
         })
         .collect()
 }
 
-/// Plans every template and registers it as a table function.
-/// A prepared template's output columns are learned here.
-pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSource>, templates: &mut [(String, Template)]) -> Result<Vec<FunctionDoc>> {
+/// Plans every template and registers it as a table function. Output
+/// columns not known yet are learned here: a prepared template's from its
+/// plan, a rendered one's by planning (not running) it with its defaults.
+pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSource>, templates: &mut [Template]) -> Result<Vec<FunctionDoc>> {
     let config = Arc::new(config.clone());
     let mut docs = Vec::new();
-    for (file, known) in templates.iter_mut() {
+    for known in templates.iter_mut() {
         let template = known.clone();
+        let file = &known.file;
         let body = if template.params.is_empty() && template.sql.contains("{{") {
             Body::Rendered(template.body())
         } else {
@@ -859,7 +870,7 @@ pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSou
                 .await
                 .map_err(|e| DataFusionError::Context(format!("planning sql/reports/{file}"), Box::new(e)))?;
             if let LogicalPlan::Statement(datafusion::logical_expr::Statement::Prepare(p)) = &prepared {
-                known.columns = Some(Arc::new(p.input.schema().as_arrow().clone()));
+                known.columns.get_or_insert_with(|| Arc::new(p.input.schema().as_arrow().clone()));
             }
             Body::Prepared(prepared)
         };
@@ -867,14 +878,11 @@ pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSou
         let name = template.name.clone();
         let func = Arc::new(ReportFunction { template, body, facts: Arc::clone(&facts), config: config.clone() });
         ctx.register_udtf(&name, func.clone());
-        // Browsable as `reports.NAME` when it needs no argument; a rendered
-        // report's columns are learned by planning it (not running it) once.
-        let state = ctx.state();
-        let schema = match &known.columns {
-            Some(s) => Some(s.clone()),
-            None => func.call_with_args(TableFunctionArgs::new(&[], &state)).ok().map(|p| p.schema()),
-        };
-        if let Some(schema) = schema.filter(|_| func.needs_no_arguments()) {
+        if known.columns.is_none() {
+            known.columns = func.call_with_args(TableFunctionArgs::new(&[], &ctx.state())).ok().map(|p| p.schema());
+        }
+        // Browsable as `reports.NAME` when it needs no argument.
+        if let Some(schema) = known.columns.clone().filter(|_| func.needs_no_arguments()) {
             reports_schema(ctx)?.register_table(name.clone(), Arc::new(ReportView { func, schema }))?;
         }
     }

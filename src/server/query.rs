@@ -169,8 +169,18 @@ pub fn check_shape(sql: &str, limits: &Limits) -> Result<(), Status> {
         )));
     }
     let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().map_err(|e| Status::invalid_argument(format!("cannot read the query: {e}")))?;
+    // A comma or a clause keyword starts a new expression at its level.
+    fn restart(levels: &mut [Level], nested: &mut usize) {
+        if let Some(l) = levels.last_mut() {
+            *nested -= l.depth();
+            *l = Level::default();
+        }
+    }
     let mut elements = 0usize;
     let mut levels: Vec<Level> = vec![Level::default()];
+    // The sum of the levels' depths, kept as they change (summing them at
+    // every token would take time growing with the square of the nesting).
+    let mut nested = 0usize;
     let mut depth = 0usize;
     for token in &tokens {
         match token {
@@ -184,14 +194,12 @@ pub fn check_shape(sql: &str, limits: &Limits) -> Result<(), Status> {
             }
             Token::RParen | Token::RBracket => {
                 if levels.len() > 1 {
-                    levels.pop();
+                    nested -= levels.pop().map_or(0, |l| l.depth());
                 }
                 None
             }
             Token::Comma | Token::SemiColon => {
-                if let Some(l) = levels.last_mut() {
-                    *l = Level::default();
-                }
+                restart(&mut levels, &mut nested);
                 None
             }
             Token::Word(w) => match w.keyword {
@@ -201,9 +209,7 @@ pub fn check_shape(sql: &str, limits: &Limits) -> Result<(), Status> {
                 Keyword::LIKE | Keyword::ILIKE | Keyword::IS | Keyword::BETWEEN | Keyword::IN => Some(OpClass::Compare),
                 Keyword::WHEN | Keyword::THEN | Keyword::ELSE => Some(OpClass::Other),
                 Keyword::SELECT | Keyword::FROM | Keyword::WHERE | Keyword::GROUP | Keyword::HAVING | Keyword::ORDER | Keyword::LIMIT | Keyword::UNION | Keyword::ON | Keyword::JOIN => {
-                    if let Some(l) = levels.last_mut() {
-                        *l = Level::default();
-                    }
+                    restart(&mut levels, &mut nested);
                     None
                 }
                 _ => None,
@@ -216,10 +222,12 @@ pub fn check_shape(sql: &str, limits: &Limits) -> Result<(), Status> {
             _ => None,
         };
         if let (Some(c), Some(l)) = (class, levels.last_mut()) {
+            // A level's depth only grows as operators are added to it.
+            let before = l.depth();
             l.add(c);
+            nested += l.depth() - before;
         }
-        let here = levels.len() - 1 + levels.iter().map(Level::depth).sum::<usize>();
-        depth = depth.max(here);
+        depth = depth.max(levels.len() - 1 + nested);
     }
     if elements > limits.max_query_elements {
         return Err(Status::invalid_argument(format!(
@@ -565,10 +573,7 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
                     }
                 }
             };
-            let failed = item.as_ref().err().cloned();
-            if let Some(s) = &failed {
-                set_end(s.clone());
-            }
+            let failed = item.is_err();
             tokio::select! {
                 biased;
                 _ = cancel.wait_for(|c| *c) => {
@@ -583,7 +588,7 @@ pub async fn execute(ex: Execution) -> Result<ResultStream, Status> {
                     break; // the client went away
                 }
             }
-            if failed.is_some() {
+            if failed {
                 break;
             }
         }
@@ -641,6 +646,9 @@ mod tests {
         let long_list = format!("SELECT 1 WHERE x IN ({})", (0..40).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
         assert!(check_shape(&long_list, &limits).unwrap_err().message().contains("--max-query-elements"));
         assert!(check_shape(&"x".repeat(401), &limits).unwrap_err().message().contains("--max-query-size"));
+        // 256 KiB of parentheses: measured in one pass, refused for its depth.
+        let deep = format!("SELECT {}1", "(".repeat(250_000));
+        assert!(check_shape(&deep, &Limits { max_query_elements: usize::MAX, ..Limits::default() }).unwrap_err().message().contains("--max-expression-depth"));
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! the result's columns by name through the proto's descriptors, so adding a
 //! column means adding a field, not code.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -17,26 +16,18 @@ use tonic::{Request, Response, Status};
 use super::query;
 use super::{principal, proto, RequestLog, ServerState};
 use crate::config::sql_str;
+use crate::reports::Template;
 
 /// The report service.
 pub struct ReportService {
     state: Arc<ServerState>,
     pool: DescriptorPool,
-    /// Each report's ORDER BY, from its SQL file.
-    order: HashMap<String, String>,
 }
 
 impl ReportService {
     pub fn new(state: Arc<ServerState>) -> Result<ReportService, String> {
         let pool = DescriptorPool::decode(proto::FILE_DESCRIPTOR_SET).map_err(|e| format!("reading the report descriptors: {e}"))?;
-        let order = state
-            .sessions
-            .all_engine()
-            .catalog()
-            .iter()
-            .filter_map(|e| Some((e.name.split('(').next()?.to_string(), e.order.clone()?)))
-            .collect();
-        Ok(ReportService { state, pool, order })
+        Ok(ReportService { state, pool })
     }
 
     fn message(&self, name: &str) -> Result<MessageDescriptor, Status> {
@@ -70,7 +61,8 @@ impl ReportService {
                 }
             }
         }
-        let sql = report_sql(report, args, self.order.get(report).map(String::as_str));
+        let template = self.state.sessions.all_engine().report(report).ok_or_else(|| Status::internal(format!("no report {report}")))?;
+        let sql = report_sql(template, args);
 
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (_, mut stream) = self.state.start(who, id, &sql, None, log.tally()).await?;
@@ -107,12 +99,11 @@ pub(super) async fn check_org(state: &ServerState, who: &super::Principal, org: 
 
 /// The query of one report call: arguments as SQL literals in the report's
 /// order (`NULL` for the default; trailing defaults left out), rows in the report's order.
-pub(super) fn report_sql(report: &str, mut args: Vec<String>, order: Option<&str>) -> String {
+pub(super) fn report_sql(report: &Template, mut args: Vec<String>) -> String {
     while args.last().is_some_and(|a| a == "NULL") {
         args.pop();
     }
-    let order = order.map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
-    format!("SELECT * FROM {report}({}){order}", args.join(", "))
+    report.call_sql(&args)
 }
 
 /// One request field as a SQL argument: NULL when unset (the report's

@@ -137,10 +137,6 @@ fn columns_of(schema: &Schema) -> Vec<(String, String)> {
 }
 
 impl Web {
-    fn template(&self, name: &str) -> Option<&Template> {
-        self.state.sessions.all_engine().reports().iter().find(|t| t.name == name)
-    }
-
     /// A report's output columns: planned once (not run), in the caller's
     /// scope, with its defaults and a stand-in for each argument without one
     /// (event names are checked when a report runs, not when it is planned).
@@ -161,7 +157,7 @@ impl Web {
                 _ => "NULL".into(),
             })
             .collect();
-        match self.state.plan(who, &report_sql(&t.name, args, None), None, false).await {
+        match self.state.plan(who, &report_sql(t, args), None, false).await {
             Ok((_, plan)) => {
                 let cols = columns_of(plan.schema().as_arrow());
                 self.columns.lock().unwrap_or_else(|p| p.into_inner()).insert(t.name.clone(), cols.clone());
@@ -237,12 +233,12 @@ async fn report(State(web): State<Arc<Web>>, Path(name): Path<String>, RawQuery(
 }
 
 async fn answer(web: &Web, who: &Principal, name: &str, query: Option<&str>, csv: bool, log: &RequestLog) -> Result<Response, Status> {
-    let t = web.template(name).ok_or_else(|| Status::not_found(format!("no report named '{name}': GET /api/v1/reports lists them")))?;
+    let t = web.state.sessions.all_engine().report(name).ok_or_else(|| Status::not_found(format!("no report named '{name}': GET /api/v1/reports lists them")))?;
     let (args, org) = arguments(t, query)?;
     if let Some(org) = org {
         check_org(&web.state, who, &org).await?;
     }
-    let sql = report_sql(&t.name, args, t.order.as_deref());
+    let sql = report_sql(t, args);
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (schema, mut stream) = web.state.start(who, id, &sql, None, log.tally()).await?;
     let mut batches: Vec<RecordBatch> = Vec::new();

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.flight as fl
 
 from conftest import ROOT, run, vitals_bin
@@ -144,6 +145,15 @@ def flight_query(uri, secret, sql):
     reader = client.do_get(info.endpoints[0].ticket, opts)
     table = reader.read_all()
     return info.schema, table
+
+
+def flight_error(uri, sql, secret="analyst-secret"):
+    """The error a query over Flight SQL ends with, or None when it answers."""
+    try:
+        flight_query(uri, secret, sql)
+        return None
+    except (fl.FlightError, pa.ArrowException) as e:  # INVALID_ARGUMENT arrives as ArrowInvalid
+        return e
 
 
 def drain(reader):

@@ -14,7 +14,7 @@ import pyarrow.flight as fl
 import pytest
 
 from conftest import run, sql_json
-from server_util import Server, bearer, drain, flight_query, role_tokens, statement_descriptor, token_entry
+from server_util import Server, bearer, drain, flight_error, flight_query, role_tokens, statement_descriptor, token_entry
 
 ORG = "org-00025"
 
@@ -62,12 +62,8 @@ def server(lake, config):
 
 
 def outcome(server, sql, secret="account-secret"):
-    """'ok', or the error's class and text."""
-    try:
-        flight_query(server.uri, secret, sql)
-        return "ok"
-    except pa.ArrowException as e:
-        return e
+    """'ok', or the error (its class and text)."""
+    return flight_error(server.uri, sql, secret) or "ok"
 
 
 def test_a_scoped_token_filter_never_runs_on_other_accounts_rows(server, own):

@@ -22,6 +22,7 @@ from server_util import (
     cancel_action,
     command_descriptor,
     drain,
+    flight_error,
     flight_query,
     role_tokens,
     statement_descriptor,
@@ -443,14 +444,6 @@ def tight(lake, config):
     started = time.time()
     assert s.stop() == 0
     assert time.time() - started < 15
-
-
-def flight_error(uri, sql, secret="analyst-secret"):
-    try:
-        flight_query(uri, secret, sql)
-        return None
-    except (fl.FlightError, pa.ArrowException) as e:  # INVALID_ARGUMENT arrives as ArrowInvalid
-        return e
 
 
 def assert_next_query_works(server):
