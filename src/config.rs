@@ -37,6 +37,18 @@ pub enum Role {
     Account,
 }
 
+impl Role {
+    /// The role as the config file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Csm => "csm",
+            Role::Account => "account",
+        }
+    }
+}
+
 /// One `[[tokens]]` entry. The secret itself is never stored: `sha256` is its
 /// SHA-256 in hex (`vitals hash-token SECRET` prints it).
 #[derive(Debug, Clone, Deserialize, PartialEq)]

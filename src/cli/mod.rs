@@ -5,7 +5,7 @@
 pub mod render;
 mod repl;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -75,6 +75,11 @@ pub struct ServeCmd {
     /// environment. None: pages of the server's own origin only.
     #[arg(long = "cors-origin", env = "VITALS_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// File of the key that signs session tokens (made if missing), so that a
+    /// client signed in with Basic credentials stays signed in across restarts.
+    /// Default: CONFIG.session-key beside --config; without a config, a key for this run.
+    #[arg(long, env = "VITALS_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
     /// PEM certificate: serve TLS (with --tls-key).
     #[arg(long, env = "VITALS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -451,16 +456,19 @@ async fn run_serve(c: ServeCmd) -> CliResult {
         shutdown_grace: c.shutdown_grace,
         cors_origins: c.cors_origins.clone(),
         own_tokens,
+        session_key_file: c.session_key_file.clone(),
     };
     let listener = crate::server::bind(c.addr).await?;
     let local = listener.local_addr()?;
     let scheme = if c.tls_cert.is_some() { "https" } else { "http" };
     println!("vitals serve: listening on {local} (Flight SQL, vitals.v1.Reports over gRPC and gRPC-Web, JSON API, health, reflection), lake {}", c.lake.lake);
-    println!("vitals serve: JSON API at {scheme}://{local}/api/v1/reports");
+    println!("vitals serve: dashboard at {scheme}://{local}/ and JSON API at {scheme}://{local}/api/v1/reports");
     if let Some(secret) = first_run_secret {
         println!("vitals serve: no [[tokens]] configured: a one-off admin token for this run (gone when it stops):");
         println!("    {secret}");
-        println!("vitals serve: send it as `Authorization: Bearer {secret}`, e.g.");
+        // In the fragment, the token never reaches a server log; the page keeps it and drops it from the address.
+        println!("vitals serve: open the dashboard, signed in: {scheme}://{local}/#token={secret}");
+        println!("vitals serve: or send it as `Authorization: Bearer {secret}`, e.g.");
         println!("    curl -H 'Authorization: Bearer {secret}' {scheme}://{local}/api/v1/reports");
     }
     std::io::stdout().flush()?;
@@ -580,7 +588,7 @@ async fn run_tour(c: TourCmd) -> CliResult {
     // Serve the lake as `vitals serve` does, on a free local port with a
     // one-off token, and ask the tour's questions over Flight SQL like a BI tool.
     let mut engine = c.lake.engine_args()?;
-    let secret = format!("tour-{}", uuid::Uuid::new_v4().simple());
+    let secret = format!("tour-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     engine.config.tokens.push(crate::config::TokenConfig {
         name: "tour".into(),
         role: crate::config::Role::Analyst,
@@ -599,13 +607,14 @@ async fn run_tour(c: TourCmd) -> CliResult {
         shutdown_grace: std::time::Duration::from_secs(5),
         cors_origins: Vec::new(),
         own_tokens: Vec::new(),
+        session_key_file: None,
     };
     let server = tokio::spawn(crate::server::serve(args, listener, async {
         let _ = stopped.await;
     }));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
     let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
-    client.set_token(secret);
+    client.set_token(secret.clone());
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -629,7 +638,17 @@ async fn run_tour(c: TourCmd) -> CliResult {
         writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
     }
     writeln!(out, "\nNext: `vitals serve` for BI tools and dashboards; `vitals report` lists the reports; `vitals sql` opens a prompt.")?;
-    drop(out);
+    let dashboard = format!("http://{addr}/#token={secret}");
+    if std::io::stdout().is_terminal() {
+        // A person at a terminal: the dashboard stays up until they are done with it.
+        writeln!(out, "\nThe customer-success dashboard, signed in: {dashboard}\nServing until Ctrl-C.")?;
+        out.flush()?;
+        drop(out);
+        crate::server::signal().await;
+    } else {
+        writeln!(out, "\nThe customer-success dashboard was at {dashboard} while the tour ran (in a terminal, the tour keeps serving it until Ctrl-C).")?;
+        drop(out);
+    }
     let _ = stop.send(());
     server.await.map_err(|e| format!("server task: {e}"))??;
     Ok(())

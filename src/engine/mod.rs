@@ -26,6 +26,7 @@ use crate::lake::{self, Lake, LakeError, Table};
 use crate::reports::{self, FactsSource};
 
 pub mod kind;
+mod routines;
 
 mod sql_files {
     include!(concat!(env!("OUT_DIR"), "/sql_files.rs"));
@@ -150,6 +151,7 @@ impl Engine {
             }
         }
         catalog.extend(docs.into_iter().map(|d| CatalogEntry { kind: d.kind, name: d.signature, description: d.description, order: d.order }));
+        routines::attach(&ctx, &catalog);
         Ok(Engine { ctx, live, facts, args, catalog, reports: templates })
     }
 
@@ -194,6 +196,11 @@ impl Engine {
         Ok(self.facts.prepare(ctx).await?)
     }
 
+    /// The settings this engine was built with.
+    pub fn config(&self) -> &Config {
+        &self.args.config
+    }
+
     /// The reports: name, arguments, description and row order.
     pub fn reports(&self) -> &[reports::Template] {
         &self.reports
@@ -217,7 +224,7 @@ pub async fn plan_sql(state: &SessionState, sql: &str) -> datafusion::error::Res
     let dialect = state.config().options().sql_parser.dialect;
     let mut statement = state.sql_to_statement(sql, &dialect)?;
     fold_function_names(&mut statement, state);
-    state.statement_to_plan(statement).await
+    routines::describe(state, state.statement_to_plan(statement).await?)
 }
 
 fn fold_function_names(statement: &mut Statement, state: &SessionState) {

@@ -64,6 +64,26 @@ pub struct ServeArgs {
     pub cors_origins: Vec<String>,
     /// Tokens of this run only (the first run's one-off admin token).
     pub own_tokens: Vec<crate::config::TokenConfig>,
+    /// The file of the key session tokens are signed with (created if missing).
+    /// None: `<config file>.session-key` beside a config file, else a key of this run.
+    pub session_key_file: Option<PathBuf>,
+}
+
+/// The key session tokens are signed with: from `--session-key-file`, else
+/// beside the config file (so that sessions outlive a restart), else (no
+/// config file, or its folder cannot be written) one for this run.
+fn session_key(args: &ServeArgs) -> Result<auth::SessionKey> {
+    if let Some(path) = &args.session_key_file {
+        return auth::SessionKey::load_or_create(path).map_err(ServerError::Setup);
+    }
+    let Some(config) = &args.config_path else { return Ok(auth::SessionKey::random()) };
+    let mut name = config.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".session-key");
+    let path = config.with_file_name(name);
+    Ok(auth::SessionKey::load_or_create(&path).unwrap_or_else(|e| {
+        tracing::warn!("{e}: sessions will end when the server stops (set --session-key-file to keep them)");
+        auth::SessionKey::random()
+    }))
 }
 
 /// Engines by scope: one for every account, one per distinct set of accounts,
@@ -272,7 +292,7 @@ impl Drop for RequestLog {
 pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
     let config = args.engine.config.clone();
     let all = Arc::new(Engine::open(args.engine.clone()).await?);
-    let auth = Arc::new(Auth::with_own(&config, args.config_path.clone(), args.own_tokens.clone()));
+    let auth = Arc::new(Auth::with_own(&config, args.config_path.clone(), args.own_tokens.clone(), session_key(&args)?));
     if config.tokens.is_empty() && args.own_tokens.is_empty() {
         tracing::warn!("no [[tokens]] in the config: every call will be refused (UNAUTHENTICATED)");
     }

@@ -239,4 +239,7 @@ impl proto::reports_server::Reports for ReportService {
     async fn user_lifecycle(&self, r: Request<proto::UserLifecycleRequest>) -> Result<Response<proto::UserLifecycleResponse>, Status> {
         self.run("user_lifecycle", "UserLifecycle", r).await
     }
+    async fn activity_trend(&self, r: Request<proto::ActivityTrendRequest>) -> Result<Response<proto::ActivityTrendResponse>, Status> {
+        self.run("activity_trend", "ActivityTrend", r).await
+    }
 }

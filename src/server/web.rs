@@ -9,6 +9,11 @@
 //!   or, with `Accept: text/csv`, as CSV.
 //! - Errors: `{"error", "code"}` with the HTTP status of the gRPC code (400,
 //!   401, 403, 404, 429, 503 for a full queue, 504 for a timeout, 500).
+//! - `GET /api/v1/me`: who the token is, the days its lake holds, the CSMs it
+//!   may pick, and the settings the dashboard draws with.
+//! - `GET /`: the customer-success dashboard (`web/`), with its charting
+//!   library built in; it calls the JSON API with a Bearer token kept in the
+//!   browser's storage (no cookie, so no request can be forged through one).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +49,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/api/v1/reports", get(list))
         .route("/api/v1/reports/{name}", get(report))
+        .route("/api/v1/me", get(me))
+        .route("/", get(|| async { asset("index.html") }))
+        .route("/assets/{file}", get(|Path(file): Path<String>| async move { asset(&file) }))
+        .route("/favicon.svg", get(|| async { asset("favicon.svg") }))
         .fallback(not_found)
         .with_state(web)
         .layer(tower_http::compression::CompressionLayer::new())
@@ -109,6 +118,99 @@ type WebResult<T> = Result<T, WebError>;
 fn authenticate(web: &Web, headers: &HeaderMap) -> Result<Principal, Status> {
     let header = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     web.state.auth.authenticate(header).inspect_err(|s| tracing::info!(status = ?s.code(), reason = s.message(), "refused a web call"))
+}
+
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+}
+
+/// The dashboard's files: the page, its script and style, and the charting library.
+fn asset(file: &str) -> Response {
+    let (body, ty): (&'static [u8], &str) = match file {
+        "index.html" => (include_bytes!("../../web/index.html"), "text/html; charset=utf-8"),
+        "app.js" => (include_bytes!("../../web/app.js"), "text/javascript; charset=utf-8"),
+        "app.css" => (include_bytes!("../../web/app.css"), "text/css; charset=utf-8"),
+        "favicon.svg" => (include_bytes!("../../web/favicon.svg"), "image/svg+xml"),
+        "echarts.min.js" => (assets::ECHARTS_JS, "text/javascript; charset=utf-8"),
+        _ => return WebError(Status::not_found(format!("no asset named '{file}'"))).into_response(),
+    };
+    let mut response = ([(header::CONTENT_TYPE, ty)], body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if file == "index.html" {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    response
+}
+
+/// Runs a small query as `who` and gives its rows' first column as text.
+async fn strings(web: &Web, who: &Principal, sql: &str) -> Result<Vec<Option<String>>, Status> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (_, mut stream) = web.state.start(who, id, sql, None, Default::default()).await?;
+    let mut out = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let col = arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| Status::internal(e.to_string()))?;
+        let col = arrow::array::AsArray::as_string::<i32>(&col);
+        out.extend(col.iter().map(|v| v.map(str::to_string)));
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/me`.
+async fn me(State(web): State<Arc<Web>>, headers: HeaderMap) -> WebResult<Response> {
+    let who = authenticate(&web, &headers)?;
+    let log = RequestLog::new(&who, "GET /api/v1/me");
+    let result = about(&web, &who).await;
+    if let Err(s) = &result {
+        log.fail(s);
+    }
+    Ok(axum::Json(result?).into_response())
+}
+
+async fn about(web: &Web, who: &Principal) -> Result<Value, Status> {
+    // One row, so that the two days cannot come back in either order.
+    let days = strings(web, who, "SELECT concat(CAST(min(event_date) AS VARCHAR), ' ', CAST(max(event_date) AS VARCHAR)) FROM events").await?;
+    let (first, last) = match days.first().and_then(|d| d.as_deref()).and_then(|d| d.split_once(' ')) {
+        Some((a, b)) => (Some(a.to_string()), Some(b.to_string())),
+        None => (None, None),
+    };
+    let csms: Vec<String> = match who.role {
+        crate::config::Role::Csm => vec![who.name.clone()],
+        crate::config::Role::Account => Vec::new(),
+        _ => strings(web, who, "SELECT DISTINCT CAST(csm AS VARCHAR) FROM accounts WHERE csm IS NOT NULL ORDER BY 1").await?.into_iter().flatten().collect(),
+    };
+    let config = web.state.sessions.all_engine().config();
+    Ok(json!({
+        "name": who.name,
+        "role": who.role.name(),
+        "org_id": who.org_id,
+        "sees_all": who.sees_all(),
+        "first_day": first,
+        "last_day": last,
+        "csms": csms,
+        "settings": {
+            "events": {
+                "signup": config.events.signup,
+                "login": config.events.login,
+                "page_view": config.events.page_view,
+                "conversion": config.events.conversion,
+            },
+            "milestones": config.lifecycle.milestones,
+            "healthy_from": config.health.healthy_from,
+            "red_below": config.health.red_below,
+            "green_from": config.health.green_from,
+            "warm_from": config.temperature.warm_from,
+        },
+    }))
 }
 
 async fn not_found() -> WebError {

@@ -144,6 +144,43 @@ def test_a_session_ends_with_its_credential(lake, tmp_path):
         assert s.stop() == 0
 
 
+def test_a_session_outlives_a_restart(lake, tmp_path):
+    """A Basic handshake's session token is signed, not remembered: the same
+    server restarted (same config, so the same key file beside it) accepts it;
+    a server with another key does not."""
+    config = tmp_path / "vitals.toml"
+    config.write_text(token_entry("acme", "account", "first-secret", org_id=ORG))
+
+    def count(s, token):
+        client = fl.FlightClient(s.uri)
+        opts = fl.FlightCallOptions(headers=[token])
+        info = client.get_flight_info(statement_descriptor("SELECT count(DISTINCT org_id) AS n FROM accounts"), opts)
+        return client.do_get(info.endpoints[0].ticket, opts).read_all().to_pylist()
+
+    s = Server(lake, config)
+    try:
+        token = fl.FlightClient(s.uri).authenticate_basic_token("acme", "first-secret")
+        assert token[1].startswith(b"Bearer vs1.")
+        assert count(s, token) == [{"n": 1}]
+    finally:
+        assert s.stop() == 0
+    key = tmp_path / "vitals.toml.session-key"
+    assert key.exists() and (key.stat().st_mode & 0o777) == 0o600
+    s = Server(lake, config)
+    try:
+        assert count(s, token) == [{"n": 1}]
+    finally:
+        assert s.stop() == 0
+    s = Server(lake, config, "--session-key-file", tmp_path / "another.key")
+    try:
+        with pytest.raises(fl.FlightUnauthenticatedError, match="not signed by this server"):
+            count(s, token)
+        # The secret itself still works there.
+        assert count(s, (b"authorization", b"Bearer first-secret")) == [{"n": 1}]
+    finally:
+        assert s.stop() == 0
+
+
 # ---------------------------------------------------------------- hostile queries
 
 

@@ -1,15 +1,17 @@
 """The lake as other tools see it: Parquet written by pyarrow, and S3."""
 
 import datetime as dt
+import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import ROOT, run, sql_json
+from conftest import ROOT, run, sql_json, vitals_bin
 
 
 def fixture_lake(tmp_path: Path) -> str:
@@ -145,6 +147,52 @@ def test_the_tour_generates_the_demo_and_shows_reports(tmp_path):
     magic = out.split("(the magic number)")[1].split("\n==")[0]
     body = magic.split("╞")[1]  # the rows below the header
     assert re.findall(r"│ (\w+)\s+┆", body)[0] == "create_dashboard"
+    # Not in a terminal: the dashboard's URL is printed, and the tour ends.
+    assert re.search(r"dashboard was at http://127\.0\.0\.1:\d+/#token=tour-[0-9a-f]{64} ", out), out[-600:]
     # A second tour reuses the lake.
     assert "generating" not in run("tour", "--lake", lake).stdout
     shutil.rmtree(lake)
+
+
+def test_the_tour_in_a_terminal_keeps_the_dashboard_up_until_ctrl_c(demo_lake):
+    import http.client
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([vitals_bin(), "tour", "--lake", str(demo_lake)], stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.time() + 300
+        while b"Serving until Ctrl-C" not in out and time.time() < deadline:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    break
+        text = out.decode(errors="replace")
+        m = re.search(r"signed in: http://127\.0\.0\.1:(\d+)/#token=(tour-[0-9a-f]{64})", text)
+        assert m and "Serving until Ctrl-C" in text, text[-800:]
+        port, token = int(m.group(1)), m.group(2)
+        # The tour is done asking, and the dashboard still answers, with the printed token.
+        time.sleep(1)
+        assert proc.poll() is None
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/")
+        page = conn.getresponse()
+        assert page.status == 200 and b"/assets/app.js" in page.read()
+        conn.request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        me = conn.getresponse()
+        assert me.status == 200 and json.loads(me.read())["role"] == "analyst"
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)

@@ -224,6 +224,8 @@ def report_calls(pb):
         ("InterventionEffect", pb.InterventionEffectRequest(days=7)),
         ("AccountLifecycle", pb.AccountLifecycleRequest()),
         ("UserLifecycle", pb.UserLifecycleRequest(period="week")),
+        ("ActivityTrend", pb.ActivityTrendRequest(**{"from_date": "2026-09-01", "to_date": "2026-09-30", "org_id": ORG_A})),
+        ("ModuleUsageShare", pb.ModuleUsageShareRequest(org_id=ORG_A)),
     ]
 
 

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import grpc
 import pyarrow as pa
@@ -21,6 +22,8 @@ import pytest
 from conftest import sql_json, vitals_bin
 from server_util import Server, flight_query, role_tokens, stubs
 
+# One report per file of sql/reports.
+REPORTS = len(list((Path(__file__).resolve().parents[2] / "sql" / "reports").glob("*.sql")))
 ORG_A = "org-00025"
 CSM = "bruno.silva"
 ORIGIN = "https://dash.example.com"
@@ -91,7 +94,7 @@ def wire(v):
 def test_the_catalogue_lists_every_report_with_arguments_and_columns(server):
     listed = get_json(server.port, "/api/v1/reports")["reports"]
     names = [r["name"] for r in listed]
-    assert len(names) == len(set(names)) == 13, names
+    assert len(names) == len(set(names)) == REPORTS >= 14, names
     for r in listed:
         assert r["description"], r["name"]
         assert r["columns"], r["name"]
@@ -265,10 +268,14 @@ def test_first_run_on_loopback_gets_a_one_off_token(lake):
         [vitals_bin(), "serve", "--lake", str(lake), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
-        out = [proc.stdout.readline() for _ in range(5)]
+        out = [proc.stdout.readline() for _ in range(7)]
         port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", out[0]).group(1))
+        assert f"dashboard at http://127.0.0.1:{port}/ " in out[1], out
         token = out[3].strip()
-        assert token.startswith("vf_") and f"Bearer {token}" in out[4], out
+        assert token.startswith("vf_") and f"Bearer {token}" in out[5], out
+        # The URL to open: the dashboard's page, with the token in the fragment (which no server sees).
+        url = re.search(r"open the dashboard, signed in: (\S+)", out[4]).group(1)
+        assert url == f"http://127.0.0.1:{port}/#token={token}", out
         # The engine opens after the port is bound: the first answers may wait.
         listed = None
         for _ in range(600):
@@ -277,7 +284,10 @@ def test_first_run_on_loopback_gets_a_one_off_token(lake):
                 break
             except (ConnectionError, AssertionError):
                 time.sleep(0.2)
-        assert listed and len(listed["reports"]) == 13
+        assert listed and len(listed["reports"]) == REPORTS
+        status, h, page = request(port, url.split("#")[0])
+        assert status == 200 and h["content-type"].startswith("text/html") and b"/assets/app.js" in page
+        assert "script-src 'self'" in h["content-security-policy"]
         assert request(port, "/api/v1/reports", "not-the-token")[0] == 401
         # No CORS grant by default (same origin only).
         _, h, _ = preflight(port, ORIGIN)
@@ -308,3 +318,68 @@ def test_reports_are_browsable_as_views(server, lake):
     theirs = {r["org_id"] for r in sql_json(lake, f"SELECT org_id FROM accounts WHERE csm = '{CSM}'")}
     seen = set(flight_query(server.uri, "csm-secret", "SELECT org_id FROM reports.health_scores")[1].column("org_id").to_pylist())
     assert seen and seen <= theirs
+
+
+def test_routines_describe_every_report_and_function(server):
+    reports = {r["name"]: r["description"] for r in get_json(server.port, "/api/v1/reports")["reports"]}
+    rows = flight_query(server.uri, "analyst-secret", "SELECT routine_name, function_type, description FROM information_schema.routines")[1].to_pylist()
+    tables = {r["routine_name"]: r["description"] for r in rows if r["function_type"] == "TABLE"}
+    # Each report's own description (DataFusion leaves table functions without one).
+    for name, description in reports.items():
+        assert tables.get(name) == description, name
+    described = {r["routine_name"] for r in rows if r["description"]}
+    assert {"window_funnel", "retention", "sequence_match", "sequence_count"} <= described
+    # DataFusion's own documentation is kept.
+    assert any(r["routine_name"] == "abs" and "absolute" in r["description"] for r in rows)
+
+
+def test_me_says_who_and_what_the_token_sees(server, lake):
+    days = sql_json(lake, "SELECT CAST(min(event_date) AS VARCHAR) AS f, CAST(max(event_date) AS VARCHAR) AS l FROM events")[0]
+    csms = [r["csm"] for r in sql_json(lake, "SELECT DISTINCT csm FROM accounts WHERE csm IS NOT NULL ORDER BY csm")]
+    me = get_json(server.port, "/api/v1/me")
+    assert (me["name"], me["role"], me["sees_all"]) == ("ana", "analyst", True)
+    assert (me["first_day"], me["last_day"]) == (days["f"], days["l"])
+    assert me["csms"] == csms and len(csms) > 1
+    assert me["settings"]["events"]["signup"] == "signup" and me["settings"]["milestones"]
+    # A CSM: their own name, and the days of their own accounts' events.
+    theirs = sql_json(
+        lake,
+        f"SELECT CAST(min(event_date) AS VARCHAR) AS f, CAST(max(event_date) AS VARCHAR) AS l FROM events WHERE org_id IN (SELECT org_id FROM accounts WHERE csm = '{CSM}')",
+    )[0]
+    me = get_json(server.port, "/api/v1/me", token="csm-secret")
+    assert (me["role"], me["sees_all"], me["csms"]) == ("csm", False, [CSM])
+    assert (me["first_day"], me["last_day"]) == (theirs["f"], theirs["l"])
+    me = get_json(server.port, "/api/v1/me", token="account-secret")
+    assert (me["role"], me["org_id"], me["csms"]) == ("account", ORG_A, [])
+    assert request(server.port, "/api/v1/me")[0] == 401
+
+
+def test_the_readme_recipes_for_superset_pandas_and_polars(server):
+    """The README's connections, as written there: Superset's SQLAlchemy
+    dialect (flightsql-dbapi, which Superset loads by its URL), and pandas
+    and polars over an ADBC connection."""
+    import adbc_driver_flightsql.dbapi as adbc
+    import flightsql.sqlalchemy  # noqa: F401  (registers datafusion+flightsql, as Superset's loader does)
+    import pandas as pd
+    import polars as pl
+    from sqlalchemy import create_engine, inspect, text
+
+    want = flight_query(server.uri, "analyst-secret", "SELECT * FROM declining_accounts(2, 5, 14)")[1].to_pylist()
+    engine = create_engine(f"datafusion+flightsql://ana:analyst-secret@127.0.0.1:{server.port}?insecure=true")
+    with engine.connect() as c:
+        got = c.execute(text("SELECT * FROM DECLINING_ACCOUNTS(2, 5, 14)")).mappings().all()
+    key = lambda r: r["org_id"]  # noqa: E731
+    assert len(want) == 10 and [r["org_id"] for r in sorted(got, key=key)] == [r["org_id"] for r in sorted(want, key=key)]
+    # What Superset lists as datasets: the reports schema among the schemas.
+    inspector = inspect(engine)
+    assert "reports" in inspector.get_schema_names()
+    assert {"health_scores", "declining_accounts", "activity_trend"} <= set(inspector.get_table_names(schema="reports"))
+
+    conn = adbc.connect(f"grpc://127.0.0.1:{server.port}", db_kwargs={"username": "ana", "password": "analyst-secret"})
+    try:
+        df = pd.read_sql("SELECT * FROM health_scores(NULL, 14)", conn)
+        assert len(df) == len(get_json(server.port, report_path("health_scores", {"days": "14"}))["rows"]) > 0
+        frame = pl.read_database("SELECT * FROM funnel('signup,upgrade', '7 days')", connection=conn)
+        assert sorted(frame["event"].to_list()) == ["signup", "upgrade"]
+    finally:
+        conn.close()

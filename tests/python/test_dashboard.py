@@ -1,0 +1,204 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by
+playwright-core from tests/browser): a CSM signs in and sees only their
+accounts, clicks a declining account and finds its usage chart and key users;
+an analyst sees every account and every page. Each chart must have drawn as
+many marks as its data has rows, the pages must log no console error, and a
+screenshot of each page is written (to $VITALS_SHOTS, or the test's folder)."""
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import sql_json, vitals_bin
+from server_util import Server, role_tokens
+from test_web import get_json, report_path
+
+# The demo's CSM with three of the planted declining accounts (org-00025 first).
+CSM = "carla.rossi"
+PLANTED = {"org-00025", "org-00033", "org-00077"}
+BROWSER = Path(__file__).resolve().parent.parent / "browser"
+
+
+@pytest.fixture(scope="module")
+def server(demo_lake, tmp_path_factory):
+    config = tmp_path_factory.mktemp("dash") / "vitals.toml"
+    config.write_text(role_tokens(CSM, "org-00025"))
+    s = Server(demo_lake, config)
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def first_run(demo_lake):
+    """`vitals serve` with no config on loopback, and the URL it prints."""
+    proc = subprocess.Popen([vitals_bin(), "serve", "--lake", str(demo_lake), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        for _ in range(10):
+            m = re.search(r"open the dashboard, signed in: (\S+)", proc.stdout.readline())
+            if m:
+                url = m.group(1)
+                break
+        assert url, "vitals serve printed no dashboard URL"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def seen(server, first_run, tmp_path_factory):
+    """What the browser saw, by page name, and the run's errors."""
+    if not shutil.which("node") or not Path(os.environ.get("CHROMIUM", "/usr/bin/chromium")).exists():
+        pytest.fail("the dashboard test needs node and /usr/bin/chromium (tests/run.sh installs them)")
+    if not (BROWSER / "node_modules" / "playwright-core").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER, check=True)
+    shots = Path(os.environ.get("VITALS_SHOTS") or tmp_path_factory.mktemp("shots"))
+    env = dict(os.environ)
+    env.update(
+        VITALS_URL=f"http://127.0.0.1:{server.port}",
+        VITALS_CSM_TOKEN="csm-secret",
+        VITALS_ANALYST_TOKEN="analyst-secret",
+        VITALS_SHOTS=str(shots),
+        VITALS_FIRST_URL=first_run,
+    )
+    run = subprocess.run(["node", "dashboard.mjs"], cwd=BROWSER, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    out = json.loads(run.stdout)
+    return {v["name"]: v for v in out["visits"]}, out["errors"], shots
+
+
+def api(server, name, token="analyst-secret", **args):
+    return get_json(server.port, report_path(name, args), token=token)["rows"]
+
+
+def test_the_first_run_link_opens_the_dashboard_signed_in(seen):
+    visits, _, _ = seen
+    page = visits["first-run"]
+    # An admin's home, not the sign-in page, and the token gone from the address bar.
+    assert page["hash"].startswith("#/overview"), page["hash"]
+    assert "token" not in page["url"] and page["title"] == "Overview"
+    assert {c["id"] for c in page["charts"]} == {"activity", "bands", "renewals"}
+
+
+def test_no_console_errors(seen):
+    _, errors, _ = seen
+    assert errors == []
+
+
+def test_every_chart_drew_a_mark_per_row(seen):
+    visits, _, _ = seen
+    checked = 0
+    for name, v in visits.items():
+        assert v["alerts"] == [], (name, v["alerts"])
+        for c in v["charts"]:
+            assert c["rows"] > 0, (name, c)
+            if c["marks"] == "each":
+                assert all(n == c["rows"] for n in c["drawn"]), (name, c)
+            else:
+                assert sum(c["drawn"]) == c["rows"], (name, c)
+            checked += 1
+    assert checked >= 15
+
+
+def test_screenshots_written(seen):
+    visits, _, shots = seen
+    for name in visits:
+        png = shots / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert png.stat().st_size > 20_000, png
+
+
+def test_a_csm_sees_only_their_accounts(server, demo_lake, seen):
+    visits, _, _ = seen
+    mine = {r["org_id"] for r in sql_json(demo_lake, f"SELECT org_id FROM accounts WHERE csm = '{CSM}'")}
+    page = visits["csm-accounts"]
+    assert page["hash"].startswith("#/accounts"), page["hash"]
+    shown = set(page["orgs"])
+    assert shown and shown <= mine, shown - mine
+    # The list of accounts is every one of theirs that health_scores rates.
+    listed = next(t for t in page["tables"] if t["title"] == "Accounts")
+    rated = {r["org_id"] for r in api(server, "health_scores", days=14) if r["csm"] == CSM}
+    assert set(listed["orgs"]) == rated
+    # Each declining account is theirs, and the planted ones are among them.
+    declining = next(t for t in page["tables"] if t["title"] == "Declining accounts")
+    assert PLANTED <= set(declining["orgs"]) <= mine
+    quadrant = next(c for c in page["charts"] if c["id"] == "quadrant")
+    assert quadrant["rows"] == len(rated)
+
+
+def test_a_declining_account_shows_usage_and_key_users(server, seen):
+    visits, _, _ = seen
+    page = visits["csm-account"]
+    first = api(server, "declining_accounts", token="csm-secret", csms=1, per_csm=50, days=14)[0]["org_id"]
+    assert first in PLANTED
+    assert page["hash"].startswith(f"#/account/{first}"), page["hash"]
+    charts = {c["id"]: c for c in page["charts"]}
+    # The usage chart: one point a day, for the 90 days to the lake's last day.
+    me = get_json(server.port, "/api/v1/me", token="csm-secret")
+    last = dt.date.fromisoformat(me["last_day"])
+    first_day = max(dt.date.fromisoformat(me["first_day"]), last - dt.timedelta(days=89))
+    assert charts["usage"]["rows"] == (last - first_day).days + 1
+    assert charts["usage"]["drawn"] == [charts["usage"]["rows"]] * 3
+    # Key users: a bar (this period and the one before) per user of the account.
+    users = api(server, "key_user_usage", org_id=first, days=14)
+    assert len(users) > 0
+    assert charts["key_users"]["drawn"] == [len(users), len(users)]
+    table = next(t for t in page["tables"] if t["title"] == "Key users and everyone else")
+    assert table["rows"] == len(users)
+    assert "modules" in charts
+
+
+def test_the_page_in_chinese(seen):
+    visits, _, _ = seen
+    zh = visits["csm-account-zh"]
+    assert zh["lang"] == "zh-CN"
+    assert "我的客户" in zh["nav"] and "My accounts" not in zh["nav"]
+    assert visits["csm-account"]["hash"] == zh["hash"]
+
+
+def test_an_analyst_sees_every_account(server, demo_lake, seen):
+    visits, _, _ = seen
+    every = {r["org_id"] for r in sql_json(demo_lake, "SELECT org_id FROM accounts")}
+    page = visits["accounts"]
+    listed = next(t for t in page["tables"] if t["title"] == "Accounts")
+    assert set(listed["orgs"]) == {r["org_id"] for r in api(server, "health_scores", days=14)}
+    assert len(listed["orgs"]) == len(every)
+    overview = visits["overview"]
+    assert {c["id"] for c in overview["charts"]} == {"activity", "bands", "renewals"}
+    assert visits["account"]["hash"].startswith("#/account/org-")
+
+
+def test_product_page_follows_its_controls(server, seen):
+    visits, _, _ = seen
+    me = get_json(server.port, "/api/v1/me")
+    steps = ",".join(["signup", *me["settings"]["milestones"], "upgrade"])
+    last = dt.date.fromisoformat(me["last_day"])
+    frm = max(dt.date.fromisoformat(me["first_day"]), last - dt.timedelta(days=89)).isoformat()
+    plain = {c["id"]: c for c in visits["product"]["charts"]}
+    by_browser = {c["id"]: c for c in visits["product-browser"]["charts"]}
+    want = api(server, "funnel", steps=steps, window="7 days", **{"from": frm, "to": last.isoformat()})
+    assert plain["funnel"]["rows"] == len(want) == len(steps.split(","))
+    want = api(server, "funnel", steps=steps, window="7 days", breakdown="browser", **{"from": frm, "to": last.isoformat()})
+    assert by_browser["funnel"]["rows"] == len(want) > len(steps.split(","))
+    matrix = api(server, "retention_matrix", cohort_event="signup", return_event="login", periods=8, **{"from": frm, "to": last.isoformat()})
+    # A cell per cohort and period reached (a period still to come has no value), and the curve's points.
+    cells = [r for r in matrix if r["cohort_start"] and r["retained_pct"] is not None]
+    assert 0 < plain["retention"]["rows"] == len(cells) < len([r for r in matrix if r["cohort_start"]])
+    assert plain["retention_curve"]["rows"] == len([r for r in matrix if r["cohort_start"] is None and r["retained_pct"] is not None])
+    assert {"funnel", "retention", "retention_curve", "features", "product_modules"} <= set(plain)
+
+
+def test_any_report_has_a_table(server, seen):
+    visits, _, _ = seen
+    listed = visits["reports"]
+    assert listed["title"] == "Reports"
+    page = visits["report-user-lifecycle"]
+    rows = api(server, "user_lifecycle", period="week")
+    assert page["tables"][0]["rows"] == len(rows) > 0

@@ -1,0 +1,732 @@
+// The vitals dashboard: pages over the JSON API of the server that serves it.
+// State lives in the URL's fragment (#/page/arg?key=value), so a view can be
+// shared; the token lives in this browser's storage and goes out only as an
+// `Authorization: Bearer` header to this origin.
+'use strict';
+
+(() => {
+  // ------------------------------------------------------------------ words
+  const WORDS = {
+    en: {
+      'nav.overview': 'Overview', 'nav.accounts': 'My accounts', 'nav.account': 'Account', 'nav.product': 'Product', 'nav.reports': 'Reports',
+      'signout': 'Sign out', 'lang': '中文',
+      'login.title': 'Sign in to vitals', 'login.token': 'Access token', 'login.submit': 'Sign in',
+      'login.hint': 'Paste the token your administrator gave you. On its first run, vitals serve prints a link that signs you in.',
+      'ctl.as_of': 'As of', 'ctl.days': 'Period (days)', 'ctl.from': 'From', 'ctl.to': 'To', 'ctl.csm': 'CSM', 'ctl.all_csms': 'All CSMs',
+      'ctl.steps': 'Funnel steps (comma-separated)', 'ctl.window': 'Conversion window', 'ctl.breakdown': 'Breakdown', 'ctl.none': 'None',
+      'ctl.cohort_event': 'Cohort event', 'ctl.return_event': 'Return event', 'ctl.period': 'Period', 'apply': 'Apply',
+      'period.day': 'Day', 'period.week': 'Week', 'period.month': 'Month',
+      'overview.title': 'Overview', 'overview.sub': 'Every account you can see, as of {as_of}: activity, health, renewals.',
+      'overview.activity': 'Activity per day', 'overview.bands': 'Accounts by quadrant and health band', 'overview.renewals': 'Renewal horizon (days to renewal) by health band',
+      'overview.moved': 'Accounts whose health moved most', 'kpi.accounts': 'Accounts', 'kpi.paid': 'Paying accounts', 'kpi.green': 'Healthy (green)',
+      'kpi.red': 'At risk (red)', 'kpi.avg_health': 'Average health', 'kpi.active_users': 'Active users (last day)',
+      'accounts.title': 'My accounts', 'accounts.sub': 'Which of your accounts need you, as of {as_of} (the last {days} days against the {days} before).',
+      'accounts.declining': 'Declining accounts', 'accounts.decline_chart': 'Fall in activity (%)', 'accounts.quadrant': 'Health × temperature',
+      'accounts.quadrant_note': 'One dot per account; the lines are the thresholds, each quadrant has its play. Click a dot to open the account.',
+      'accounts.stages': 'Lifecycle stages', 'accounts.list': 'Accounts',
+      'account.sub': '{plan} · CSM {csm} · as of {as_of}', 'account.usage': 'Usage trend', 'account.key_users': 'Key users and everyone else',
+      'account.key_chart': 'Minutes per user: this period and the one before', 'account.users': 'Users', 'account.modules': 'Share of time per module (100% per day)',
+      'account.lifecycle': 'Lifecycle and milestones', 'account.interventions': 'CSM interventions and their effect', 'account.health': 'Health',
+      'product.title': 'Product', 'product.sub': 'Sign-up funnel, retention, the early behaviour that predicts it, and where time goes.',
+      'product.funnel': 'Funnel', 'product.retention': 'Retention by cohort (% of the cohort)', 'product.curve': 'Retention curve',
+      'product.magic': 'Magic number: early behaviour that predicts retention', 'product.features': 'Feature retention (percentage points with vs. without)',
+      'product.modules': 'Share of time per module (100% per day)', 'product.channels': 'Channel quality',
+      'reports.title': 'Reports', 'reports.sub': 'Every report the server has; the ones without a page of their own show as a table.',
+      'report.run': 'Run', 'report.csv': 'Download CSV', 'report.rows': '{n} rows',
+      'loading': 'Loading…', 'empty': 'No rows for these settings.', 'prev': 'previous period', 'vs_prev': 'vs. the period before',
+      'accounts.decline_note': 'Red: the key users stopped (concentrated); orange: most users stopped (broad) or use it less (intensity).', 'other': 'other',
+      'no_account': 'This token sees no account.', 'open_account': 'Open an account from My accounts.',
+      'stage.onboarding': 'onboarding', 'stage.adoption': 'adoption', 'stage.growth': 'growth', 'stage.renewal': 'renewal',
+      'band.green': 'green', 'band.yellow': 'yellow', 'band.red': 'red', 'none': 'none',
+      'bucket.past': 'past', 'bucket.30': '≤ 30', 'bucket.60': '31–60', 'bucket.90': '61–90', 'bucket.180': '91–180', 'bucket.more': '> 180', 'bucket.none': 'no date',
+    },
+    zh: {
+      'nav.overview': '总览', 'nav.accounts': '我的客户', 'nav.account': '客户', 'nav.product': '产品', 'nav.reports': '报表',
+      'signout': '退出', 'lang': 'English',
+      'login.title': '登录 vitals', 'login.token': '访问令牌', 'login.submit': '登录',
+      'login.hint': '粘贴管理员给你的令牌。vitals serve 首次运行时会打印一个可直接登录的链接。',
+      'ctl.as_of': '截至', 'ctl.days': '周期（天）', 'ctl.from': '从', 'ctl.to': '到', 'ctl.csm': '客户成功经理', 'ctl.all_csms': '全部',
+      'ctl.steps': '漏斗步骤（逗号分隔）', 'ctl.window': '转化窗口期', 'ctl.breakdown': '细分维度', 'ctl.none': '无',
+      'ctl.cohort_event': '初始行为', 'ctl.return_event': '回访行为', 'ctl.period': '周期', 'apply': '应用',
+      'period.day': '日', 'period.week': '周', 'period.month': '月',
+      'overview.title': '总览', 'overview.sub': '你能看到的全部客户，截至 {as_of}：活跃、健康度、续约。',
+      'overview.activity': '每日活跃', 'overview.bands': '按象限与健康等级的客户分布', 'overview.renewals': '续约时间分布（距续约天数）与健康等级',
+      'overview.moved': '健康度变化最大的客户', 'kpi.accounts': '客户数', 'kpi.paid': '付费客户', 'kpi.green': '健康（绿）',
+      'kpi.red': '有风险（红）', 'kpi.avg_health': '平均健康度', 'kpi.active_users': '活跃用户（最后一天）',
+      'accounts.title': '我的客户', 'accounts.sub': '截至 {as_of}，哪些客户需要你（最近 {days} 天对比之前 {days} 天）。',
+      'accounts.declining': '活跃下降的客户', 'accounts.decline_chart': '活跃下降幅度（%）', 'accounts.quadrant': '健康度 × 温度',
+      'accounts.quadrant_note': '每个点是一个客户；线是阈值，每个象限有对应的应对策略。点击圆点打开客户。',
+      'accounts.stages': '生命周期阶段', 'accounts.list': '客户列表',
+      'account.sub': '{plan} · 客户成功经理 {csm} · 截至 {as_of}', 'account.usage': '使用趋势', 'account.key_users': '关键用户与其他用户',
+      'account.key_chart': '每位用户的使用时长（分钟）：本期与上期', 'account.users': '用户', 'account.modules': '各模块使用时长占比（每天 100%）',
+      'account.lifecycle': '生命周期与里程碑', 'account.interventions': '客户成功经理的干预及效果', 'account.health': '健康度',
+      'product.title': '产品', 'product.sub': '注册漏斗、留存、预测留存的早期行为，以及时间花在哪里。',
+      'product.funnel': '转化漏斗', 'product.retention': '分组留存（占分组的 %）', 'product.curve': '留存曲线',
+      'product.magic': '魔法数字：预测留存的早期行为', 'product.features': '功能留存（使用与未使用相差的百分点）',
+      'product.modules': '各模块使用时长占比（每天 100%）', 'product.channels': '渠道质量',
+      'reports.title': '报表', 'reports.sub': '服务器上的全部报表；没有专门页面的以表格显示。',
+      'report.run': '运行', 'report.csv': '下载 CSV', 'report.rows': '{n} 行',
+      'loading': '加载中…', 'empty': '当前条件下没有数据。', 'prev': '上一周期', 'vs_prev': '较上一周期',
+      'accounts.decline_note': '红色：关键用户停止使用（集中型）；橙色：大部分用户停止（全面型）或使用减少（强度型）。', 'other': '其他',
+      'no_account': '该令牌看不到任何客户。', 'open_account': '请从“我的客户”打开一个客户。',
+      'stage.onboarding': '上手期', 'stage.adoption': '采用期', 'stage.growth': '增长期', 'stage.renewal': '续约期',
+      'band.green': '绿', 'band.yellow': '黄', 'band.red': '红', 'none': '无',
+      'bucket.past': '已过期', 'bucket.30': '≤ 30', 'bucket.60': '31–60', 'bucket.90': '61–90', 'bucket.180': '91–180', 'bucket.more': '> 180', 'bucket.none': '无日期',
+    },
+  };
+  // Column names as the tables and charts label them (the rest are shown as they are).
+  const COLUMNS = {
+    en: {
+      org_id: 'Account id', name: 'Name', plan: 'Plan', csm: 'CSM', health: 'Health', temperature: 'Temperature', band: 'Band', quadrant: 'Quadrant',
+      play: 'Play', decline_pct: 'Decline %', pattern: 'Pattern', days_to_renewal: 'Days to renewal', arr: 'ARR', renewal_date: 'Renewal',
+      stage: 'Stage', user_id: 'User', role: 'Role', is_key_user: 'Key user', logins: 'Logins', visits: 'Visits', duration_min: 'Minutes',
+      minutes: 'Minutes', active_users: 'Active users', login_users: 'Login users', page_views: 'Page views', last_seen: 'Last seen',
+      health_change: 'Health change', moved_most: 'Moved most', users: 'Users', dropped: 'Dropped', event: 'Event', step: 'Step',
+      kind: 'Kind', at: 'At', change_pct: 'Change %', effect_pct_points: 'Effect (pct points)', milestones: 'Milestones',
+      next_milestone: 'Next milestone', days_to_first_value: 'Days to first value', key_users_lost: 'Key users lost', rank: 'Rank',
+      retained_pct: 'Retained %', cohort_start: 'Cohort', period_k: 'Period', share_pct: 'Share %', module: 'Module', day: 'Day',
+      pages_per_visit: 'Pages per visit', breakdown: 'Breakdown', conversion_from_previous_pct: 'From previous step %',
+      conversion_from_first_pct: 'From first step %', median_hours_from_previous: 'Median hours from previous', section: 'Section',
+      label: 'Strength', phi: 'phi', ppv_pct: 'Stay when done %', support_pct: 'Users who did it %', users_with: 'Users with',
+    },
+    zh: {
+      org_id: '客户 ID', name: '名称', plan: '套餐', csm: '客户成功经理', health: '健康度', temperature: '温度', band: '健康等级', quadrant: '象限',
+      play: '应对策略', decline_pct: '下降 %', pattern: '下降模式', days_to_renewal: '距续约天数', arr: 'ARR', renewal_date: '续约日期',
+      stage: '阶段', user_id: '用户', role: '角色', is_key_user: '关键用户', logins: '登录次数', visits: '访问次数', duration_min: '时长（分钟）',
+      minutes: '时长（分钟）', active_users: '活跃用户', login_users: '登录用户', page_views: '浏览量', last_seen: '最近活跃',
+      health_change: '健康度变化', moved_most: '变化最大的指标', users: '用户数', dropped: '流失', event: '事件', step: '步骤',
+      kind: '类型', at: '时间', change_pct: '变化 %', effect_pct_points: '效果（百分点）', milestones: '里程碑',
+      next_milestone: '下一个里程碑', days_to_first_value: '首次价值天数', key_users_lost: '流失关键用户', rank: '排名',
+      retained_pct: '留存 %', cohort_start: '分组', period_k: '周期', share_pct: '占比 %', module: '模块', day: '日期',
+      visitors: '访客', new_users: '新用户', bounce_rate_pct: '跳出率 %', signup_rate_pct: '注册率 %', conversion_pct: '转化率 %',
+      phi: 'phi 相关系数', label: '结论', ppv_pct: '做到后留存 %', support_pct: '做到的用户 %', n: '次数', pages_per_visit: '每次访问页数',
+      breakdown: '细分', conversion_from_previous_pct: '较上一步转化 %', conversion_from_first_pct: '较第一步转化 %',
+      median_hours_from_previous: '距上一步中位小时数', section: '类别', users_with: '做到的用户数', utm_source: '来源', utm_medium: '媒介', utm_campaign: '活动',
+    },
+  };
+  const BAND_COLOURS = { green: '#2e9f5b', yellow: '#d9a400', red: '#d64545' };
+
+  let lang = localStorage.getItem('vitals.lang') || ((navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en');
+  const tr = (key, vars) => {
+    let s = (WORDS[lang] && WORDS[lang][key]) || WORDS.en[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) s = s.split(`{${k}}`).join(String(v));
+    return s;
+  };
+  const colName = (c) => {
+    const words = COLUMNS[lang] || COLUMNS.en;
+    if (words[c]) return words[c];
+    let m = c.match(/^(.*)_change_pct$/);
+    if (m) return `${colName(m[1])} ${lang === 'zh' ? '变化 %' : 'change %'}`;
+    m = c.match(/^(.*)_prev$/);
+    if (m) return `${colName(m[1])} ${lang === 'zh' ? '（上期）' : '(before)'}`;
+    if (COLUMNS.en[c]) return COLUMNS.en[c];
+    const text = c.replace(/_pct$/, ' %').replace(/_min$/, ' (min)').replace(/_/g, ' ');
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  };
+  const word = (prefix, v) => (v === null || v === undefined ? tr('none') : ((WORDS[lang][`${prefix}.${v}`] || WORDS.en[`${prefix}.${v}`]) ? tr(`${prefix}.${v}`) : String(v)));
+  const fmt = (v, digits = 1) => {
+    if (v === null || v === undefined) return '–';
+    if (typeof v === 'number') return new Intl.NumberFormat(lang === 'zh' ? 'zh-CN' : 'en-US', { maximumFractionDigits: Number.isInteger(v) ? 0 : digits }).format(v);
+    if (typeof v === 'boolean') return v ? '✓' : '';
+    if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return v.slice(0, 16).replace('T', ' ');
+    return String(v);
+  };
+
+  // ------------------------------------------------------------------ DOM
+  const h = (tag, attrs, ...children) => {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return el;
+  };
+  const $ = (id) => document.getElementById(id);
+
+  // ------------------------------------------------------------------ URL state
+  const route = () => {
+    const raw = location.hash.replace(/^#\/?/, '');
+    const [path, query] = raw.split('?');
+    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+    return { page: parts[0] || '', arg: parts[1] || '', q: Object.fromEntries(new URLSearchParams(query || '')) };
+  };
+  const link = (page, arg, q) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(q || {})) if (v !== '' && v !== null && v !== undefined) params.set(k, v);
+    const s = params.toString();
+    return `#/${page}${arg ? '/' + encodeURIComponent(arg) : ''}${s ? '?' + s : ''}`;
+  };
+
+  // ------------------------------------------------------------------ API
+  let token = localStorage.getItem('vitals.token');
+  let me = null;
+  class ApiError extends Error {
+    constructor(status, body) { super(body.error || `HTTP ${status}`); this.status = status; this.code = body.code; }
+  }
+  const call = async (path, params, accept) => {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) if (v !== '' && v !== null && v !== undefined) qs.set(k, v);
+    const url = `/api/v1/${path}${qs.toString() ? '?' + qs : ''}`;
+    const res = await fetch(url, { headers: { Authorization: `Bearer ${token}`, Accept: accept || 'application/json' } });
+    if (!res.ok) {
+      let body = {};
+      try { body = await res.json(); } catch (_) { body = { error: `HTTP ${res.status}` }; }
+      if (res.status === 401) { signOut(body.error); }
+      throw new ApiError(res.status, body);
+    }
+    return accept === 'text/csv' ? res.text() : res.json();
+  };
+  const report = (name, params) => call(`reports/${encodeURIComponent(name)}`, params);
+
+  // ------------------------------------------------------------------ charts
+  // Every chart drawn on the page, with the rows it was given: the browser test
+  // checks each against the marks ECharts drew.
+  let charts = [];
+  window.vitalsCharts = charts;
+  const resetCharts = () => {
+    for (const c of charts) c.chart.dispose();
+    charts = [];
+    window.vitalsCharts = charts;
+  };
+  const chart = (el, id, option, rows, source, marks) => {
+    const c = echarts.init(el, null, { renderer: 'canvas' });
+    // Drawn in one go, not over several frames, so the page is complete when it says so.
+    for (const s of option.series || []) s.progressive = 0;
+    c.setOption(Object.assign({ animation: false, textStyle: { fontFamily: getComputedStyle(document.body).fontFamily } }, option));
+    charts.push({ id, chart: c, rows, source, marks: marks || 'sum' });
+    el.dataset.chart = id;
+    el.dataset.rows = String(rows);
+    return c;
+  };
+  window.addEventListener('resize', () => charts.forEach((c) => c.chart.resize()));
+  const baseGrid = { left: 56, right: 56, top: 40, bottom: 40, containLabel: true };
+  const legend = { top: 0, type: 'scroll' };
+
+  // ------------------------------------------------------------------ building blocks
+  const card = (title, cls, note) => {
+    const body = h('div', { class: 'body' }, h('div', { class: 'loading' }, tr('loading')));
+    const el = h('section', { class: `card ${cls || ''}` }, h('h2', {}, title), note ? h('div', { class: 'note' }, note) : null, body);
+    return { el, body };
+  };
+  const fill = (body, ...nodes) => { body.replaceChildren(...nodes); };
+  const showError = (body, e) => fill(body, h('div', { class: 'error', role: 'alert' }, e.message || String(e)));
+  const table = (rows, columns, opts) => {
+    opts = opts || {};
+    const cols = columns || (rows[0] ? Object.keys(rows[0]) : []);
+    if (!rows.length) return h('div', { class: 'empty' }, tr('empty'));
+    const head = h('tr', {}, cols.map((c) => h('th', {}, colName(c))));
+    const body = rows.map((r) => h('tr', { 'data-org': r.org_id || null }, cols.map((c) => {
+      const v = r[c];
+      let content = fmt(v);
+      if (c === 'name' && r.org_id && opts.linkAccounts) content = h('a', { href: link('account', r.org_id, opts.keep) }, fmt(v));
+      else if (c === 'band' && v) content = [h('span', { class: `band ${v}` }), word('band', v)];
+      else if (c === 'stage') content = word('stage', v);
+      if (/_change_pct$|^change_pct$|^health_change$/.test(c) && typeof v === 'number') return h('td', { class: `num ${v < 0 ? 'down' : v > 0 ? 'up' : ''}` }, (v > 0 ? '+' : '') + fmt(v));
+      return h('td', { class: typeof v === 'number' ? 'num' : '' }, content);
+    })));
+    return h('div', { class: 'tablewrap' }, h('table', {}, h('thead', {}, head), h('tbody', {}, body)));
+  };
+  const kpi = (label, value, delta) => h('div', { class: 'kpi' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, fmt(value)),
+    typeof delta === 'number' ? h('div', { class: `delta ${delta < 0 ? 'down' : 'up'}` }, `${delta > 0 ? '+' : ''}${fmt(delta)}% ${tr('vs_prev')}`) : null);
+  const controls = (fields, onApply) => {
+    const inputs = {};
+    const els = fields.map((f) => {
+      let input;
+      if (f.options) {
+        input = h('select', { name: f.name }, f.options.map(([v, label]) => h('option', { value: v, selected: String(v) === String(f.value) ? true : null }, label)));
+      } else {
+        input = h('input', { name: f.name, type: f.type || 'text', value: f.value || '', class: f.wide ? 'wide' : null, placeholder: f.placeholder || null, min: f.min || null, max: f.max || null });
+      }
+      inputs[f.name] = input;
+      return h('label', {}, f.label, input);
+    });
+    const apply = () => onApply(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
+    const form = h('form', { class: 'controls', onsubmit: (e) => { e.preventDefault(); apply(); } }, els, h('button', { type: 'submit' }, tr('apply')));
+    for (const el of Object.values(inputs)) if (el.tagName === 'SELECT') el.addEventListener('change', apply);
+    return form;
+  };
+  const addDays = (day, n) => {
+    const d = new Date(`${day}T00:00:00Z`);
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+  };
+  const maxDay = (a, b) => (a > b ? a : b);
+  // Runs the cards' loaders; the page is "ready" when every one has drawn or failed.
+  const settle = async (jobs) => {
+    await Promise.allSettled(jobs);
+    document.body.dataset.state = 'ready';
+  };
+  const guard = (c, f) => f().catch((e) => showError(c.body, e));
+  const dates = (q) => {
+    const as_of = q.as_of || me.last_day;
+    const days = Math.max(1, Math.min(365, parseInt(q.days || '14', 10) || 14));
+    return { as_of, days };
+  };
+
+  // ------------------------------------------------------------------ pages
+  const pages = {};
+
+  pages.login = (q) => {
+    const input = h('input', { type: 'password', id: 'token', autocomplete: 'off', placeholder: 'vf_…' });
+    const msg = q.error ? h('div', { class: 'error', role: 'alert' }, q.error) : null;
+    const form = h('form', { class: 'login', onsubmit: async (e) => {
+      e.preventDefault();
+      token = input.value.trim();
+      localStorage.setItem('vitals.token', token);
+      await start('#/');
+    } }, h('h1', {}, tr('login.title')), h('p', { class: 'sub' }, tr('login.hint')), msg,
+    h('label', {}, tr('login.token'), input), h('button', { class: 'btn', type: 'submit' }, tr('login.submit')));
+    fill($('main'), form);
+    document.body.dataset.state = 'ready';
+  };
+
+  pages.overview = (q) => {
+    const { as_of, days } = dates(q);
+    const from = maxDay(me.first_day, addDays(as_of, -89));
+    const main = $('main');
+    const kpis = card('', 'w12');
+    kpis.el.querySelector('h2').remove();
+    const activity = card(tr('overview.activity'), 'w12');
+    const bands = card(tr('overview.bands'));
+    const renewals = card(tr('overview.renewals'));
+    const moved = card(tr('overview.moved'), 'w12');
+    fill(main, h('h1', {}, tr('overview.title')), h('div', { class: 'sub' }, tr('overview.sub', { as_of })),
+      controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
+        { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('overview', '', v); }),
+      h('div', { class: 'grid' }, kpis.el, activity.el, bands.el, renewals.el, moved.el));
+    const health = report('health_scores', { as_of, days });
+    const lifecycle = report('account_lifecycle', { as_of });
+    return [
+      guard(activity, async () => {
+        const r = await report('activity_trend', { from, to: as_of });
+        trendChart(activity, 'activity', r, 'activity_trend');
+      }),
+      guard(kpis, async () => {
+        const r = (await health).rows;
+        const avg = r.length ? r.reduce((s, x) => s + (x.health || 0), 0) / r.length : null;
+        fill(kpis.body, h('div', { class: 'kpis' }, kpi(tr('kpi.accounts'), r.length), kpi(tr('kpi.paid'), r.filter((x) => x.is_paid).length),
+          kpi(tr('kpi.green'), r.filter((x) => x.band === 'green').length), kpi(tr('kpi.red'), r.filter((x) => x.band === 'red').length), kpi(tr('kpi.avg_health'), avg)));
+      }),
+      guard(bands, async () => {
+        const r = (await health).rows;
+        const quadrants = [...new Set(r.map((x) => x.quadrant))].sort();
+        stackedCounts(bands, 'bands', quadrants, r.map((x) => [x.quadrant, x.band]), 'health_scores');
+      }),
+      guard(renewals, async () => {
+        const [hs, lc] = await Promise.all([health, lifecycle]);
+        const band = Object.fromEntries(hs.rows.map((x) => [x.org_id, x.band]));
+        const bucket = (d) => (d === null || d === undefined ? 'none' : d < 0 ? 'past' : d <= 30 ? '30' : d <= 60 ? '60' : d <= 90 ? '90' : d <= 180 ? '180' : 'more');
+        const order = ['past', '30', '60', '90', '180', 'more', 'none'];
+        const pairs = lc.rows.filter((x) => x.is_paid).map((x) => [bucket(x.days_to_renewal), band[x.org_id] || null]);
+        const used = order.filter((b) => pairs.some((p) => p[0] === b));
+        stackedCounts(renewals, 'renewals', used, pairs, 'account_lifecycle', (b) => tr(`bucket.${b}`));
+      }),
+      guard(moved, async () => {
+        const r = (await health).rows.filter((x) => typeof x.health_change === 'number')
+          .sort((a, b) => Math.abs(b.health_change) - Math.abs(a.health_change)).slice(0, 10);
+        fill(moved.body, table(r, ['name', 'csm', 'band', 'health', 'health_change', 'moved_most', 'temperature', 'quadrant'], { linkAccounts: true, keep: { as_of, days } }));
+      }),
+    ];
+  };
+
+  // A line chart of a daily series: one mark per row on every line.
+  const trendChart = (c, id, r, source) => {
+    if (!r.rows.length) return fill(c.body, h('div', { class: 'empty' }, tr('empty')));
+    const el = h('div', { class: 'chart' });
+    fill(c.body, el);
+    const days = r.rows.map((x) => x.day);
+    const line = (col, axis) => ({ name: colName(col), type: 'line', yAxisIndex: axis, showSymbol: true, showAllSymbol: true, symbolSize: 4, data: r.rows.map((x) => x[col]) });
+    chart(el, id, {
+      tooltip: { trigger: 'axis' }, legend, grid: baseGrid,
+      xAxis: { type: 'category', data: days },
+      yAxis: [{ type: 'value', name: colName('active_users') + ' / ' + colName('visits') }, { type: 'value', name: colName('minutes'), splitLine: { show: false } }],
+      series: [line('active_users', 0), line('visits', 0), line('minutes', 1)],
+    }, r.rows.length, source, 'each');
+  };
+
+  // Bars of counts: x = the first of each pair, stacked by health band (the second).
+  const stackedCounts = (c, id, categories, pairs, source, label) => {
+    if (!pairs.length) return fill(c.body, h('div', { class: 'empty' }, tr('empty')));
+    const el = h('div', { class: 'chart' });
+    fill(c.body, el);
+    const bandsSeen = ['green', 'yellow', 'red', null].filter((b) => pairs.some((p) => p[1] === b));
+    let marks = 0;
+    const series = bandsSeen.map((b) => ({
+      name: word('band', b), type: 'bar', stack: 'all', itemStyle: { color: BAND_COLOURS[b] || '#98a2b3' },
+      data: categories.map((cat) => {
+        const n = pairs.filter((p) => p[0] === cat && p[1] === b).length;
+        if (n) marks += 1;
+        return n || null;
+      }),
+    }));
+    chart(el, id, {
+      tooltip: { trigger: 'axis' }, legend, grid: baseGrid,
+      xAxis: { type: 'category', data: categories.map(label || ((x) => x)), axisLabel: { interval: 0 } }, yAxis: { type: 'value' }, series,
+    }, marks, source, 'sum');
+  };
+
+  pages.accounts = (q) => {
+    const { as_of, days } = dates(q);
+    const csm = me.role === 'csm' ? me.name : (q.csm || '');
+    const keep = { as_of: q.as_of, days: q.days };
+    const main = $('main');
+    const declining = card(tr('accounts.declining'), 'w12', tr('accounts.decline_note'));
+    const quadrant = card(tr('accounts.quadrant'), 'w8', tr('accounts.quadrant_note'));
+    const stages = card(tr('accounts.stages'), 'w4');
+    const list = card(tr('accounts.list'), 'w12');
+    const fields = [{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
+      { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }];
+    if (me.sees_all) fields.unshift({ name: 'csm', label: tr('ctl.csm'), value: csm, options: [['', tr('ctl.all_csms')], ...me.csms.map((c) => [c, c])] });
+    fill(main, h('h1', {}, tr('accounts.title') + (csm ? ` · ${csm}` : '')), h('div', { class: 'sub' }, tr('accounts.sub', { as_of, days })),
+      controls(fields, (v) => { location.hash = link('accounts', '', v); }),
+      h('div', { class: 'grid' }, declining.el, quadrant.el, stages.el, list.el));
+    const mine = (rows) => (csm ? rows.filter((x) => x.csm === csm) : rows);
+    const health = report('health_scores', { as_of, days }).then((r) => mine(r.rows));
+    const lifecycle = report('account_lifecycle', { as_of }).then((r) => mine(r.rows));
+    return [
+      guard(declining, async () => {
+        const r = await report('declining_accounts', { csms: me.sees_all ? 1000 : 1, per_csm: 50, days, as_of });
+        const rows = mine(r.rows);
+        if (!rows.length) return fill(declining.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart', style: `height:${Math.max(200, 26 * rows.length + 60)}px` });
+        fill(declining.body, el, table(rows, ['rank', 'name', 'csm', 'plan', 'arr', 'decline_pct', 'pattern', 'days_to_renewal', 'active_users', 'active_users_change_pct', 'visits_change_pct', 'minutes_change_pct', 'key_users_lost'], { linkAccounts: true, keep }));
+        const c = chart(el, 'declining', {
+          tooltip: { trigger: 'axis' }, grid: { left: 160, right: 40, top: 10, bottom: 30 },
+          xAxis: { type: 'value', name: '%' }, yAxis: { type: 'category', inverse: true, data: rows.map((x) => x.name || x.org_id) },
+          series: [{ name: tr('accounts.decline_chart'), type: 'bar', data: rows.map((x) => ({ value: x.decline_pct, org: x.org_id, itemStyle: { color: x.pattern === 'key_users' || x.pattern === 'concentrated' ? '#d64545' : '#f08c00' } })) }],
+        }, rows.length, 'declining_accounts', 'sum');
+        c.on('click', (p) => { if (p.data && p.data.org) location.hash = link('account', p.data.org, keep); });
+      }),
+      guard(quadrant, async () => {
+        const rows = await health;
+        if (!rows.length) return fill(quadrant.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart tall' });
+        fill(quadrant.body, el);
+        const s = me.settings;
+        const plays = {};
+        for (const x of rows) plays[x.quadrant] = x.play;
+        const corner = (name, left, top) => (plays[name] ? { type: 'text', left, top, style: { text: `${name}\n→ ${plays[name]}`, fill: '#667085', font: '11px sans-serif' } } : null);
+        const series = ['green', 'yellow', 'red'].map((b) => ({
+          name: word('band', b), type: 'scatter', symbolSize: 9, itemStyle: { color: BAND_COLOURS[b] },
+          data: rows.filter((x) => x.band === b).map((x) => ({ value: [x.temperature, x.health], name: x.name || x.org_id, org: x.org_id })),
+        }));
+        series[0].markLine = { silent: true, symbol: 'none', lineStyle: { color: '#98a2b3', type: 'dashed' }, label: { show: false },
+          data: [{ xAxis: s.warm_from }, { yAxis: s.healthy_from }] };
+        const c = chart(el, 'quadrant', {
+          tooltip: { formatter: (p) => `${p.data.name}<br>${colName('health')} ${fmt(p.data.value[1])} · ${colName('temperature')} ${fmt(p.data.value[0])}` },
+          legend, grid: { left: 56, right: 24, top: 40, bottom: 48, containLabel: true },
+          xAxis: { type: 'value', min: 0, max: 100, name: colName('temperature'), nameLocation: 'middle', nameGap: 28 },
+          yAxis: { type: 'value', min: 0, max: 100, name: colName('health') },
+          graphic: [corner('healthy but cold', 70, 44), corner('healthy and warm', '62%', 44), corner('cold and unhealthy', 70, '78%'), corner('warm but unhealthy', '62%', '78%')].filter(Boolean),
+          series,
+        }, rows.filter((x) => x.band in BAND_COLOURS).length, 'health_scores', 'sum');
+        c.on('click', (p) => { if (p.data && p.data.org) location.hash = link('account', p.data.org, keep); });
+      }),
+      guard(stages, async () => {
+        const rows = await lifecycle;
+        const order = ['onboarding', 'adoption', 'growth', 'renewal'];
+        const counts = order.map((st) => rows.filter((x) => x.stage === st).length);
+        const shown = order.filter((_, i) => counts[i] > 0);
+        if (!shown.length) return fill(stages.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart tall' });
+        fill(stages.body, el);
+        chart(el, 'stages', {
+          tooltip: {}, grid: baseGrid, xAxis: { type: 'category', data: shown.map((st) => word('stage', st)) }, yAxis: { type: 'value' },
+          series: [{ type: 'bar', name: colName('stage'), data: shown.map((st) => counts[order.indexOf(st)]), itemStyle: { color: '#1f6feb' } }],
+        }, shown.length, 'account_lifecycle', 'sum');
+      }),
+      guard(list, async () => {
+        const [hs, lc] = await Promise.all([health, lifecycle]);
+        const byOrg = Object.fromEntries(lc.map((x) => [x.org_id, x]));
+        const rows = hs.map((x) => Object.assign({}, x, { stage: (byOrg[x.org_id] || {}).stage, days_to_renewal: (byOrg[x.org_id] || {}).days_to_renewal }))
+          .sort((a, b) => (a.health ?? 0) - (b.health ?? 0));
+        fill(list.body, table(rows, ['name', 'csm', 'plan', 'band', 'health', 'health_change', 'temperature', 'quadrant', 'play', 'stage', 'days_to_renewal', 'active_users', 'seats'], { linkAccounts: true, keep }));
+      }),
+    ];
+  };
+
+  pages.account = async (q, org) => {
+    if (!org && me.role === 'account') org = me.org_id;
+    const main = $('main');
+    if (!org) {
+      fill(main, h('h1', {}, tr('nav.account')), h('p', {}, tr('open_account')));
+      return [];
+    }
+    const { as_of, days } = dates(q);
+    const from = maxDay(me.first_day, addDays(as_of, -89));
+    const title = h('h1', {}, org);
+    const sub = h('div', { class: 'sub' }, '');
+    const kpis = card('', 'w12');
+    kpis.el.querySelector('h2').remove();
+    const usage = card(tr('account.usage'), 'w12');
+    const keyUsers = card(tr('account.key_users'), 'w12');
+    const modules = card(tr('account.modules'), 'w8');
+    const life = card(tr('account.lifecycle'), 'w4');
+    const interventions = card(tr('account.interventions'), 'w12');
+    fill(main, title, sub, controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
+      { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('account', org, v); }),
+    h('div', { class: 'grid' }, kpis.el, usage.el, keyUsers.el, modules.el, life.el, interventions.el));
+    const lifecycle = report('account_lifecycle', { as_of }).then((r) => r.rows.find((x) => x.org_id === org));
+    const health = report('health_scores', { as_of, days }).then((r) => r.rows.find((x) => x.org_id === org));
+    return [
+      guard(kpis, async () => {
+        const [u, hs, lc] = await Promise.all([report('account_usage', { as_of, days }).then((r) => r.rows.find((x) => x.org_id === org)), health, lifecycle]);
+        const a = u || hs || lc || {};
+        title.textContent = a.name ? `${a.name} (${org})` : org;
+        sub.textContent = tr('account.sub', { plan: a.plan || '–', csm: a.csm || '–', as_of });
+        fill(kpis.body, h('div', { class: 'kpis' },
+          hs ? kpi(tr('account.health'), hs.health, null) : null,
+          u ? [kpi(colName('login_users'), u.login_users, u.login_users_change_pct), kpi(colName('visits'), u.visits, u.visits_change_pct),
+            kpi(colName('duration_min'), u.duration_min, u.duration_min_change_pct), kpi(colName('page_views'), u.page_views, u.page_views_change_pct)] : null,
+          lc ? kpi(colName('days_to_renewal'), lc.days_to_renewal, null) : null));
+      }),
+      guard(usage, async () => trendChart(usage, 'usage', await report('activity_trend', { from, to: as_of, org_id: org }), 'activity_trend')),
+      guard(keyUsers, async () => {
+        const r = await report('key_user_usage', { org_id: org, as_of, days });
+        const rows = r.rows;
+        if (!rows.length) return fill(keyUsers.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart', style: `height:${Math.max(220, 22 * rows.length + 70)}px` });
+        fill(keyUsers.body, h('div', { class: 'note' }, tr('account.key_chart')), el,
+          table(rows, ['name', 'user_id', 'role', 'is_key_user', 'logins', 'logins_change_pct', 'visits', 'visits_change_pct', 'duration_min', 'duration_min_change_pct', 'pages_per_visit', 'last_seen']));
+        const label = (x) => `${x.is_key_user ? '★ ' : ''}${x.name || x.user_id}`;
+        chart(el, 'key_users', {
+          tooltip: { trigger: 'axis' }, legend, grid: { left: 150, right: 40, top: 30, bottom: 30 },
+          xAxis: { type: 'value', name: colName('minutes') }, yAxis: { type: 'category', inverse: true, data: rows.map(label) },
+          series: [{ name: colName('duration_min'), type: 'bar', data: rows.map((x) => x.duration_min ?? 0), itemStyle: { color: '#1f6feb' } },
+            { name: tr('prev'), type: 'bar', data: rows.map((x) => x.duration_min_prev ?? 0), itemStyle: { color: '#b8c7e0' } }],
+        }, rows.length, 'key_user_usage', 'each');
+      }),
+      guard(modules, async () => moduleShare(modules, 'modules', await report('module_usage_share', { from, to: as_of, org_id: org }))),
+      guard(life, async () => {
+        const lc = await lifecycle;
+        if (!lc) return fill(life.body, h('div', { class: 'empty' }, tr('empty')));
+        const dl = h('dl', { class: 'facts' });
+        for (const [k, v] of [['stage', word('stage', lc.stage)], ['milestones', `${lc.milestones_reached ?? 0} / ${lc.milestones_total ?? 0}: ${lc.milestones || '–'}`],
+          ['next_milestone', lc.next_milestone], ['days_to_first_value', lc.days_to_first_value], ['renewal_date', lc.renewal_date], ['days_to_renewal', lc.days_to_renewal]]) {
+          dl.append(h('dt', {}, colName(k)), h('dd', {}, fmt(v)));
+        }
+        fill(life.body, dl);
+      }),
+      guard(interventions, async () => {
+        const r = await report('intervention_effect', { days: Math.min(days, 30) });
+        fill(interventions.body, table(r.rows.filter((x) => x.org_id === org), ['at', 'csm', 'kind', 'visits_per_day_before', 'visits_per_day_after', 'change_pct', 'matched_change_pct', 'effect_pct_points']));
+      }),
+    ];
+  };
+
+  // Share of time per module and day as 100% stacked bars: one bar segment per row.
+  const moduleShare = (c, id, r) => {
+    if (!r.rows.length) return fill(c.body, h('div', { class: 'empty' }, tr('empty')));
+    const el = h('div', { class: 'chart tall' });
+    fill(c.body, el);
+    const days = [...new Set(r.rows.map((x) => x.day))].sort();
+    const modules = [...new Set(r.rows.map((x) => x.module))].sort();
+    const at = new Map(r.rows.map((x) => [`${x.day}|${x.module}`, x.share_pct]));
+    chart(el, id, {
+      tooltip: { trigger: 'axis', valueFormatter: (v) => (v === null || v === undefined ? '–' : `${fmt(v)}%`) }, legend, grid: baseGrid,
+      xAxis: { type: 'category', data: days }, yAxis: { type: 'value', max: 100, axisLabel: { formatter: '{value}%' } },
+      series: modules.map((m) => ({ name: m, type: 'bar', stack: 'share', barCategoryGap: '10%', data: days.map((d) => (at.has(`${d}|${m}`) ? at.get(`${d}|${m}`) : null)) })),
+    }, r.rows.length, 'module_usage_share', 'sum');
+  };
+
+  pages.product = (q) => {
+    const ev = me.settings.events;
+    const to = q.to || me.last_day;
+    const from = q.from || maxDay(me.first_day, addDays(to, -89));
+    const steps = q.steps || [ev.signup, ...me.settings.milestones, ev.conversion].join(',');
+    const window_ = q.window || '7 days';
+    const breakdown = q.breakdown || '';
+    const cohort = q.cohort_event || ev.signup;
+    const ret = q.return_event || ev.login;
+    const period = q.period || 'week';
+    const main = $('main');
+    const funnel = card(tr('product.funnel'), 'w12');
+    const matrix = card(tr('product.retention'), 'w8');
+    const curve = card(tr('product.curve'), 'w4');
+    const magic = card(tr('product.magic'), 'w12');
+    const features = card(tr('product.features'));
+    const modules = card(tr('product.modules'));
+    const channels = card(tr('product.channels'), 'w12');
+    const breakdowns = ['', 'utm_source', 'utm_medium', 'browser', 'os', 'region', 'plan', 'role'];
+    fill(main, h('h1', {}, tr('product.title')), h('div', { class: 'sub' }, tr('product.sub')),
+      controls([
+        { name: 'from', label: tr('ctl.from'), type: 'date', value: from, min: me.first_day, max: me.last_day },
+        { name: 'to', label: tr('ctl.to'), type: 'date', value: to, min: me.first_day, max: me.last_day },
+        { name: 'steps', label: tr('ctl.steps'), value: steps, wide: true },
+        { name: 'window', label: tr('ctl.window'), value: window_ },
+        { name: 'breakdown', label: tr('ctl.breakdown'), value: breakdown, options: breakdowns.map((b) => [b, b || tr('ctl.none')]) },
+        { name: 'cohort_event', label: tr('ctl.cohort_event'), value: cohort },
+        { name: 'return_event', label: tr('ctl.return_event'), value: ret },
+        { name: 'period', label: tr('ctl.period'), value: period, options: ['day', 'week', 'month'].map((p) => [p, tr(`period.${p}`)]) },
+      ], (v) => { location.hash = link('product', '', v); }),
+      h('div', { class: 'grid' }, funnel.el, matrix.el, curve.el, magic.el, features.el, modules.el, channels.el));
+    return [
+      guard(funnel, async () => {
+        const r = await report('funnel', { steps, window: window_, breakdown, from, to });
+        if (!r.rows.length) return fill(funnel.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart' });
+        fill(funnel.body, el, table(r.rows, ['breakdown', 'step', 'event', 'users', 'dropped', 'conversion_from_previous_pct', 'conversion_from_first_pct', 'median_hours_from_previous']));
+        const stepNames = [...new Map(r.rows.map((x) => [x.step, x.event])).entries()].sort((a, b) => a[0] - b[0]);
+        const values = [...new Set(r.rows.map((x) => x.breakdown ?? ''))];
+        chart(el, 'funnel', {
+          tooltip: { trigger: 'axis' }, legend, grid: baseGrid,
+          xAxis: { type: 'category', data: stepNames.map(([s, e]) => `${s}. ${e}`) }, yAxis: { type: 'value', name: colName('users') },
+          series: values.map((v) => ({ name: v || colName('users'), type: 'bar', data: stepNames.map(([s]) => { const x = r.rows.find((y) => (y.breakdown ?? '') === v && y.step === s); return x ? x.users : null; }) })),
+        }, r.rows.length, 'funnel', 'sum');
+      }),
+      (async () => {
+        let r;
+        try {
+          r = await report('retention_matrix', { cohort_event: cohort, return_event: ret, period, periods: 8, from, to });
+        } catch (e) { showError(matrix.body, e); showError(curve.body, e); return; }
+        // A period not reached yet has no value, and no mark.
+        const cells = r.rows.filter((x) => x.cohort_start !== null && x.retained_pct !== null);
+        const line = r.rows.filter((x) => x.cohort_start === null && x.retained_pct !== null);
+        if (!cells.length) fill(matrix.body, h('div', { class: 'empty' }, tr('empty')));
+        else {
+          const el = h('div', { class: 'chart tall' });
+          fill(matrix.body, el);
+          const cohorts = [...new Set(cells.map((x) => x.cohort_start))].sort();
+          const ks = [...new Set(cells.map((x) => x.period_k))].sort((a, b) => a - b);
+          const size = Object.fromEntries(cells.map((x) => [x.cohort_start, x.cohort_users]));
+          chart(el, 'retention', {
+            tooltip: { formatter: (p) => `${cohorts[p.data[1]]} · k=${ks[p.data[0]]}: ${fmt(p.data[2])}%` }, grid: { left: 130, right: 20, top: 10, bottom: 40 },
+            xAxis: { type: 'category', data: ks.map(String), name: 'k' }, yAxis: { type: 'category', data: cohorts.map((c) => `${c} (${size[c]})`), inverse: true },
+            visualMap: { show: false, min: 0, max: 100, inRange: { color: ['#f1f5f9', '#1f6feb'] } },
+            series: [{ type: 'heatmap', label: { show: true, formatter: (p) => fmt(p.data[2], 0) }, data: cells.map((x) => [ks.indexOf(x.period_k), cohorts.indexOf(x.cohort_start), x.retained_pct]) }],
+          }, cells.length, 'retention_matrix', 'sum');
+        }
+        if (!line.length) fill(curve.body, h('div', { class: 'empty' }, tr('empty')));
+        else {
+          const el = h('div', { class: 'chart tall' });
+          fill(curve.body, el);
+          chart(el, 'retention_curve', {
+            tooltip: { trigger: 'axis' }, grid: baseGrid, xAxis: { type: 'category', data: line.map((x) => String(x.period_k)), name: 'k' },
+            yAxis: { type: 'value', max: 100, axisLabel: { formatter: '{value}%' } },
+            series: [{ type: 'line', name: colName('retained_pct'), showAllSymbol: true, data: line.map((x) => x.retained_pct) }],
+          }, line.length, 'retention_matrix', 'sum');
+        }
+      })(),
+      guard(magic, async () => {
+        const r = await report('magic_number', {});
+        fill(magic.body, table(r.rows.slice(0, 20), ['section', 'event', 'n', 'event2', 'n2', 'phi', 'label', 'ppv_pct', 'sensitivity_pct', 'support_pct', 'users_with']));
+      }),
+      guard(features, async () => {
+        const r = await report('feature_retention', { period });
+        const rows = r.rows.filter((x) => typeof x.difference_pct_points === 'number')
+          .sort((a, b) => Math.abs(b.difference_pct_points) - Math.abs(a.difference_pct_points)).slice(0, 15);
+        if (!rows.length) return fill(features.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart tall' });
+        fill(features.body, el);
+        chart(el, 'features', {
+          tooltip: { trigger: 'axis' }, grid: { left: 150, right: 30, top: 10, bottom: 30 },
+          xAxis: { type: 'value' }, yAxis: { type: 'category', inverse: true, data: rows.map((x) => `${x.kind}: ${x.feature}`) },
+          series: [{ type: 'bar', name: colName('difference_pct_points'), data: rows.map((x) => ({ value: x.difference_pct_points, itemStyle: { color: x.difference_pct_points >= 0 ? '#2e9f5b' : '#d64545' } })) }],
+        }, rows.length, 'feature_retention', 'sum');
+      }),
+      guard(modules, async () => moduleShare(modules, 'product_modules', await report('module_usage_share', { from, to }))),
+      guard(channels, async () => {
+        const r = await report('channel_quality', { from, to });
+        fill(channels.body, table(r.rows));
+      }),
+    ];
+  };
+
+  pages.reports = async (q, name) => {
+    const main = $('main');
+    const list = await call('reports');
+    if (!name) {
+      fill(main, h('h1', {}, tr('reports.title')), h('div', { class: 'sub' }, tr('reports.sub')),
+        h('ul', { class: 'reports' }, list.reports.map((r) => h('li', {}, h('a', { href: link('reports', r.name) }, r.name), ' — ', h('span', { class: 'desc' }, r.description)))));
+      return [];
+    }
+    const r = list.reports.find((x) => x.name === name);
+    if (!r) throw new Error(`no report named '${name}'`);
+    const out = card(name, 'w12', r.description);
+    const fields = r.arguments.map((a) => ({ name: a.name, label: `${a.name} (${a.type})`, value: q[a.name] || '', placeholder: a.default === null ? '' : (a.default || "''") }));
+    const csv = h('button', { class: 'btn ghost', type: 'button', onclick: async () => {
+      const text = await call(`reports/${encodeURIComponent(name)}`, q, 'text/csv');
+      const a = h('a', { href: URL.createObjectURL(new Blob([text], { type: 'text/csv' })), download: `${name}.csv` });
+      a.click();
+      URL.revokeObjectURL(a.href);
+    } }, tr('report.csv'));
+    fill(main, h('h1', {}, name), controls(fields, (v) => { location.hash = link('reports', name, v); }), h('p', {}, csv), h('div', { class: 'grid' }, out.el));
+    return [guard(out, async () => {
+      const res = await report(name, q);
+      fill(out.body, h('div', { class: 'note' }, tr('report.rows', { n: res.rows.length })), table(res.rows, res.columns.map((c) => c.name), { linkAccounts: true }));
+    })];
+  };
+
+  // ------------------------------------------------------------------ frame
+  const NAV = { overview: 'nav.overview', accounts: 'nav.accounts', account: 'nav.account', product: 'nav.product', reports: 'nav.reports' };
+  // An account token has one account; the others get the account page once one is open.
+  const navPages = (current) => (me.role === 'account' ? ['account', 'product', 'reports'] : ['overview', 'accounts', ...(current === 'account' ? ['account'] : []), 'product', 'reports']);
+  const frame = (current) => {
+    $('lang').textContent = tr('lang');
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+    $('logout').textContent = tr('signout');
+    $('logout').hidden = !me;
+    $('who').textContent = me ? `${me.name} · ${me.role}` : '';
+    $('nav').replaceChildren(...(me ? navPages(current).map((p) => h('a', { href: p === current ? location.hash : link(p), class: p === current ? 'on' : null }, tr(NAV[p]))) : []));
+  };
+  const home = () => (me.role === 'account' ? 'account' : me.role === 'csm' ? 'accounts' : 'overview');
+
+  let rendering = 0;
+  const render = async () => {
+    const mine = ++rendering;
+    document.body.dataset.state = 'loading';
+    resetCharts();
+    let { page, arg, q } = route();
+    if (!token || !me) page = 'login';
+    else if (!page || !pages[page] || page === 'login') { location.replace(link(home())); return; }
+    frame(page);
+    try {
+      const jobs = await pages[page](q, arg);
+      if (mine === rendering) await settle(jobs || []);
+    } catch (e) {
+      fill($('main'), h('div', { class: 'error', role: 'alert' }, e.message || String(e)));
+      document.body.dataset.state = 'ready';
+    }
+  };
+
+  const signOut = (why) => {
+    token = null;
+    me = null;
+    localStorage.removeItem('vitals.token');
+    location.hash = link('login', '', why ? { error: why } : {});
+  };
+
+  const start = async (target) => {
+    if (token) {
+      try {
+        me = await call('me');
+      } catch (e) {
+        me = null;
+        // A refused token has already led back to the sign-in page.
+        if (e.status === 401) return;
+        fill($('main'), h('div', { class: 'error', role: 'alert' }, e.message));
+        document.body.dataset.state = 'ready';
+        return;
+      }
+    }
+    if (target && location.hash !== target) location.hash = target;
+    else await render();
+  };
+
+  $('lang').addEventListener('click', () => { lang = lang === 'zh' ? 'en' : 'zh'; localStorage.setItem('vitals.lang', lang); render(); });
+  $('logout').addEventListener('click', () => signOut());
+  window.addEventListener('hashchange', render);
+
+  // A link printed by `vitals serve` carries the token in the fragment (never
+  // sent to a server): keep it, then drop it from the address bar and history.
+  const m = location.hash.match(/^#token=([^&]+)/);
+  if (m) {
+    token = decodeURIComponent(m[1]);
+    localStorage.setItem('vitals.token', token);
+    history.replaceState(null, '', `${location.pathname}#/`);
+  }
+  start();
+})();
