@@ -26,6 +26,7 @@
       'accounts.stages': 'Lifecycle stages', 'accounts.list': 'Accounts',
       'account.sub': '{plan} · CSM {csm} · as of {as_of}', 'account.usage': 'Usage trend', 'account.key_users': 'Key users and everyone else',
       'account.key_chart': 'Minutes per user: this period and the one before', 'account.users': 'Users', 'account.modules': 'Share of time per module (100% per day)',
+      'user.usage': 'Days of use: visits, page views and minutes', 'nav.user': 'User',
       'account.lifecycle': 'Lifecycle and milestones', 'account.interventions': 'CSM interventions and their effect', 'account.health': 'Health',
       'product.title': 'Product', 'product.sub': 'Sign-up funnel, retention, the early behaviour that predicts it, and where time goes.',
       'product.funnel': 'Funnel', 'product.retention': 'Retention by cohort (% of the cohort)', 'product.curve': 'Retention curve',
@@ -59,6 +60,7 @@
       'accounts.stages': '生命周期阶段', 'accounts.list': '客户列表',
       'account.sub': '{plan} · 客户成功经理 {csm} · 截至 {as_of}', 'account.usage': '使用趋势', 'account.key_users': '关键用户与其他用户',
       'account.key_chart': '每位用户的使用时长（分钟）：本期与上期', 'account.users': '用户', 'account.modules': '各模块使用时长占比（每天 100%）',
+      'user.usage': '每日使用：访问、浏览量与时长', 'nav.user': '用户',
       'account.lifecycle': '生命周期与里程碑', 'account.interventions': '客户成功经理的干预及效果', 'account.health': '健康度',
       'product.title': '产品', 'product.sub': '注册漏斗、留存、预测留存的早期行为，以及时间花在哪里。',
       'product.funnel': '转化漏斗', 'product.retention': '分组留存（占分组的 %）', 'product.curve': '留存曲线',
@@ -222,6 +224,7 @@
       const v = r[c];
       let content = fmt(v);
       if (c === 'name' && r.org_id && opts.linkAccounts) content = h('a', { href: link('account', r.org_id, opts.keep) }, fmt(v));
+      else if (c === 'name' && r.user_id && opts.userOf) content = h('a', { href: link('user', r.user_id, Object.assign({ org: opts.userOf }, opts.keep)) }, fmt(v ?? r.user_id));
       else if (c === 'band' && v) content = [h('span', { class: `band ${v}` }), word('band', v)];
       else if (c === 'stage') content = word('stage', v);
       if (/_change_pct$|^change_pct$|^health_change$/.test(c) && typeof v === 'number') return h('td', { class: `num ${v < 0 ? 'down' : v > 0 ? 'up' : ''}` }, (v > 0 ? '+' : '') + fmt(v));
@@ -490,7 +493,7 @@
         if (!rows.length) return fill(keyUsers.body, h('div', { class: 'empty' }, tr('empty')));
         const el = h('div', { class: 'chart', style: `height:${Math.max(220, 22 * rows.length + 70)}px` });
         fill(keyUsers.body, h('div', { class: 'note' }, tr('account.key_chart')), el,
-          table(rows, ['name', 'user_id', 'role', 'is_key_user', 'logins', 'logins_change_pct', 'visits', 'visits_change_pct', 'duration_min', 'duration_min_change_pct', 'pages_per_visit', 'last_seen']));
+          table(rows, ['name', 'user_id', 'role', 'is_key_user', 'logins', 'logins_change_pct', 'visits', 'visits_change_pct', 'duration_min', 'duration_min_change_pct', 'pages_per_visit', 'last_seen'], { userOf: org, keep: { as_of: q.as_of, days: q.days } }));
         const label = (x) => `${x.is_key_user ? '★ ' : ''}${x.name || x.user_id}`;
         chart(el, 'key_users', {
           tooltip: { trigger: 'axis' }, legend, grid: { left: 150, right: 40, top: 30, bottom: 30 },
@@ -514,6 +517,33 @@
         const r = await report('intervention_effect', { days: Math.min(days, 30) });
         fill(interventions.body, table(r.rows.filter((x) => x.org_id === org), ['at', 'csm', 'kind', 'visits_per_day_before', 'visits_per_day_after', 'change_pct', 'matched_change_pct', 'effect_pct_points']));
       }),
+    ];
+  };
+
+  // One user of an account: their days, and their numbers against the period before.
+  pages.user = (q, user) => {
+    const org = q.org || (me.role === 'account' ? me.org_id : '');
+    const { as_of, days } = dates(q);
+    const from = maxDay(me.first_day, addDays(as_of, -89));
+    const main = $('main');
+    const kpis = card('', 'w12');
+    kpis.el.querySelector('h2').remove();
+    const usage = card(tr('user.usage'), 'w12');
+    const title = h('h1', {}, user);
+    fill(main, title, h('div', { class: 'sub' }, h('a', { href: link('account', org, { as_of: q.as_of, days: q.days }) }, `← ${org}`)),
+      controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
+        { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('user', user, Object.assign({ org }, v)); }),
+      h('div', { class: 'grid' }, kpis.el, usage.el));
+    return [
+      guard(kpis, async () => {
+        const u = (await report('key_user_usage', { org_id: org, as_of, days })).rows.find((x) => x.user_id === user);
+        if (!u) return fill(kpis.body, h('div', { class: 'empty' }, tr('empty')));
+        title.textContent = `${u.is_key_user ? '★ ' : ''}${u.name || user} (${user}) · ${u.role || ''}`;
+        fill(kpis.body, h('div', { class: 'kpis' }, kpi(colName('logins'), u.logins, u.logins_change_pct), kpi(colName('visits'), u.visits, u.visits_change_pct),
+          kpi(colName('duration_min'), u.duration_min, u.duration_min_change_pct), kpi(colName('page_views'), u.page_views, u.page_views_change_pct),
+          kpi(colName('last_seen'), fmt(u.last_seen), null)));
+      }),
+      guard(usage, async () => trendChart(usage, 'user_usage', await report('activity_trend', { from, to: as_of, org_id: org, user_id: user }), 'activity_trend')),
     ];
   };
 
@@ -661,9 +691,10 @@
   };
 
   // ------------------------------------------------------------------ frame
-  const NAV = { overview: 'nav.overview', accounts: 'nav.accounts', account: 'nav.account', product: 'nav.product', reports: 'nav.reports' };
-  // An account token has one account; the others get the account page once one is open.
-  const navPages = (current) => (me.role === 'account' ? ['account', 'product', 'reports'] : ['overview', 'accounts', ...(current === 'account' ? ['account'] : []), 'product', 'reports']);
+  const NAV = { overview: 'nav.overview', accounts: 'nav.accounts', account: 'nav.account', user: 'nav.user', product: 'nav.product', reports: 'nav.reports' };
+  // An account token has one account; the others get the account (and user) page once one is open.
+  const open = (current) => (current === 'account' ? ['account'] : current === 'user' ? ['user'] : []);
+  const navPages = (current) => (me.role === 'account' ? ['account', ...(current === 'user' ? ['user'] : []), 'product', 'reports'] : ['overview', 'accounts', ...open(current), 'product', 'reports']);
   const frame = (current) => {
     $('lang').textContent = tr('lang');
     document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';

@@ -1,5 +1,5 @@
--- activity_trend(from DATE, to DATE, org_id VARCHAR = ''): per day from `from` to `to`: active users, login users, visits, page views and minutes of use, of every account (org_id '') or of one; a day without events is a row of zeros
--- params: from DATE, to DATE, org_id VARCHAR
+-- activity_trend(from DATE, to DATE, org_id VARCHAR = '', user_id VARCHAR = ''): per day from `from` to `to`: active users, login users, visits, page views and minutes of use, of every account (org_id '') or of one, of every user (user_id '') or of one; a day without events is a row of zeros
+-- params: from DATE, to DATE, org_id VARCHAR, user_id VARCHAR
 -- order: day
 WITH d AS (
     SELECT
@@ -10,7 +10,7 @@ WITH d AS (
         sum(CASE WHEN event = ${page_view} THEN 1 ELSE 0 END) AS page_views,
         coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
     FROM events
-    WHERE event_date >= $1 AND event_date <= $2 AND ($3 = '' OR org_id = $3)
+    WHERE event_date >= $1 AND event_date <= $2 AND ($3 = '' OR org_id = $3) AND ($4 = '' OR user_id = $4)
     GROUP BY event_date
 ),
 days AS (

@@ -117,7 +117,11 @@ try {
     await visit(page, 'csm-account', () => page.click('.card:first-of-type tbody tr a[href^="#/account/"]'));
     // The same page in Chinese, and back.
     await visit(page, 'csm-account-zh', () => page.click('#lang'));
+    await page.evaluate(() => { document.body.dataset.state = 'navigating'; });
     await page.click('#lang');
+    await ready(page);
+    // From the account to its first (key) user.
+    await visit(page, 'csm-user', () => page.click('.card tbody tr a[href^="#/user/"]'));
   });
   await session('analyst', process.env.VITALS_ANALYST_TOKEN, async (page) => {
     for (const [name, hash] of [['overview', '#/overview'], ['accounts', '#/accounts'], ['product', '#/product'], ['product-browser', '#/product?breakdown=browser'], ['reports', '#/reports'], ['report-user-lifecycle', '#/reports/user_lifecycle?period=week']]) {

@@ -74,6 +74,17 @@ def seen(server, first_run, tmp_path_factory):
     return {v["name"]: v for v in out["visits"]}, out["errors"], shots
 
 
+def last_day_of(server):
+    return get_json(server.port, "/api/v1/me")["last_day"]
+
+
+def first_day_of(server):
+    """The first day the dashboard's trends show: 89 days before the last, or the lake's first."""
+    me = get_json(server.port, "/api/v1/me")
+    last = dt.date.fromisoformat(me["last_day"])
+    return max(dt.date.fromisoformat(me["first_day"]), last - dt.timedelta(days=89)).isoformat()
+
+
 def api(server, name, token="analyst-secret", **args):
     return get_json(server.port, report_path(name, args), token=token)["rows"]
 
@@ -153,6 +164,18 @@ def test_a_declining_account_shows_usage_and_key_users(server, seen):
     table = next(t for t in page["tables"] if t["title"] == "Key users and everyone else")
     assert table["rows"] == len(users)
     assert "modules" in charts
+
+
+def test_from_the_account_to_a_user(server, seen):
+    visits, _, _ = seen
+    org = visits["csm-account"]["hash"].split("/")[2].split("?")[0]
+    page = visits["csm-user"]
+    first = api(server, "key_user_usage", org_id=org, days=14)[0]
+    assert page["hash"].startswith(f"#/user/{first['user_id']}?org={org}"), page["hash"]
+    assert first["user_id"] in page["title"]
+    usage = next(c for c in page["charts"] if c["id"] == "user_usage")
+    days = api(server, "activity_trend", token="csm-secret", org_id=org, user_id=first["user_id"], **{"from": first_day_of(server), "to": last_day_of(server)})
+    assert usage["rows"] == len(days) and usage["drawn"] == [len(days)] * 3
 
 
 def test_the_page_in_chinese(seen):
