@@ -33,7 +33,7 @@
       'product.magic': 'Magic number: early behaviour that predicts retention', 'product.features': 'Feature retention (percentage points with vs. without)',
       'product.modules': 'Share of time per module (100% per day)', 'product.channels': 'Channel quality',
       'reports.title': 'Reports', 'reports.sub': 'Every report the server has; the ones without a page of their own show as a table.',
-      'report.run': 'Run', 'report.csv': 'Download CSV', 'report.rows': '{n} rows',
+      'report.run': 'Run', 'report.csv': 'Download CSV', 'report.rows': '{n} rows', 'report.needs': 'Give {args} above, then Apply.',
       'loading': 'Loading…', 'empty': 'No rows for these settings.', 'prev': 'previous period', 'vs_prev': 'vs. the period before',
       'accounts.decline_note': 'Red: the key users stopped (concentrated); orange: most users stopped (broad) or use it less (intensity).', 'other': 'other',
       'no_account': 'This token sees no account.', 'open_account': 'Open an account from My accounts.',
@@ -67,7 +67,7 @@
       'product.magic': '魔法数字：预测留存的早期行为', 'product.features': '功能留存（使用与未使用相差的百分点）',
       'product.modules': '各模块使用时长占比（每天 100%）', 'product.channels': '渠道质量',
       'reports.title': '报表', 'reports.sub': '服务器上的全部报表；没有专门页面的以表格显示。',
-      'report.run': '运行', 'report.csv': '下载 CSV', 'report.rows': '{n} 行',
+      'report.run': '运行', 'report.csv': '下载 CSV', 'report.rows': '{n} 行', 'report.needs': '请先在上方填写 {args}，再点“应用”。',
       'loading': '加载中…', 'empty': '当前条件下没有数据。', 'prev': '上一周期', 'vs_prev': '较上一周期',
       'accounts.decline_note': '红色：关键用户停止使用（集中型）；橙色：大部分用户停止（全面型）或使用减少（强度型）。', 'other': '其他',
       'no_account': '该令牌看不到任何客户。', 'open_account': '请从“我的客户”打开一个客户。',
@@ -181,7 +181,18 @@
     }
     return accept === 'text/csv' ? res.text() : res.json();
   };
-  const report = (name, params) => call(`reports/${encodeURIComponent(name)}`, params);
+  // A report asked again within a minute (the next page often needs the same
+  // health scores) is answered from memory; a failure is not kept.
+  const answers = new Map();
+  const report = (name, params) => {
+    const key = `${name}?${new URLSearchParams(Object.entries(params || {}).filter(([, v]) => v !== '' && v !== null && v !== undefined))}`;
+    const hit = answers.get(key);
+    if (hit && Date.now() - hit.at < 60000) return hit.answer;
+    const answer = call(`reports/${encodeURIComponent(name)}`, params);
+    answers.set(key, { at: Date.now(), answer });
+    answer.catch(() => answers.delete(key));
+    return answer;
+  };
 
   // ------------------------------------------------------------------ charts
   // Every chart drawn on the page, with the rows it was given: the browser test
@@ -684,6 +695,11 @@
       URL.revokeObjectURL(a.href);
     } }, tr('report.csv'));
     fill(main, h('h1', {}, name), controls(fields, (v) => { location.hash = link('reports', name, v); }), h('p', {}, csv), h('div', { class: 'grid' }, out.el));
+    const missing = r.arguments.filter((a) => a.default === null && !q[a.name] && !['from', 'to', 'as_of', 'days', 'period'].includes(a.name)).map((a) => a.name);
+    if (missing.length) {
+      fill(out.body, h('div', { class: 'empty' }, tr('report.needs', { args: missing.join(', ') })));
+      return [];
+    }
     return [guard(out, async () => {
       const res = await report(name, q);
       fill(out.body, h('div', { class: 'note' }, tr('report.rows', { n: res.rows.length })), table(res.rows, res.columns.map((c) => c.name), { linkAccounts: true }));
@@ -724,6 +740,7 @@
   };
 
   const signOut = (why) => {
+    answers.clear();
     token = null;
     me = null;
     localStorage.removeItem('vitals.token');

@@ -225,3 +225,6 @@ def test_any_report_has_a_table(server, seen):
     page = visits["report-user-lifecycle"]
     rows = api(server, "user_lifecycle", period="week")
     assert page["tables"][0]["rows"] == len(rows) > 0
+    # A report with a required argument left out asks for it instead of failing.
+    form = visits["report-funnel-form"]
+    assert form["tables"][0]["rows"] == 0 and any("steps" in e for e in form["empty"]), form
