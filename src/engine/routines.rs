@@ -1,8 +1,9 @@
 //! `information_schema.routines` with vitals' descriptions. DataFusion fills
-//! the column only for functions that carry its `Documentation`, and never for
-//! table functions; BI tools that browse routines then see the reports without
-//! a word. A plan that reads the table gets it through a provider that fills
-//! each missing description from the engine's catalog.
+//! the column from each function's `documentation()` (vitals' aggregates carry
+//! theirs), but never for table functions: BI tools that browse routines would
+//! see the reports without a word. A plan that reads the table gets it through
+//! a provider that fills each missing description from the engine's catalog
+//! (the reports, and the helpers made with `create_udf`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

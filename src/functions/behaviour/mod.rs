@@ -15,7 +15,7 @@ use arrow::array::{ArrayRef, BooleanArray, BooleanBuilder, Int64Builder, ListBui
 use arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::prelude::SessionContext;
 
@@ -46,6 +46,31 @@ impl Kind {
             Kind::SequenceCount => "sequence_count",
         }
     }
+
+    /// The call's shape and what it gives, for `vitals tables` and `information_schema.routines`.
+    fn doc(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::WindowFunnel => (
+                "window_funnel(window, [mode,] ts, cond1, ..., condN)",
+                "highest funnel step reached within the window (ClickHouse windowFunnel); modes: strict_deduplication, strict_order, strict_increase, allow_reentry, strict_once",
+            ),
+            Kind::WindowFunnelPath => (
+                "window_funnel_path(window, [mode,] ts, cond1, ..., condN)",
+                "the timestamps (in ts's units) of the steps of the chain window_funnel counts, one per level reached",
+            ),
+            Kind::SequenceMatch => (
+                "sequence_match(pattern, ts, cond1, ...)",
+                "whether the events match a pattern such as '(?1).*(?2)(?t<=3600)(?3)' (ClickHouse sequenceMatch)",
+            ),
+            Kind::SequenceCount => ("sequence_count(pattern, ts, cond1, ...)", "non-overlapping matches of the pattern (ClickHouse sequenceCount)"),
+        }
+    }
+}
+
+/// The section vitals' own functions are documented in.
+pub(super) fn documentation(signature: &str, description: &str) -> Documentation {
+    let section = DocSection { include: true, label: "vitals behavioural aggregates", description: None };
+    Documentation::builder(section, description, signature).build()
 }
 
 fn stringy(t: &DataType) -> bool {
@@ -214,11 +239,13 @@ fn spec_from_args(kind: Kind, args: &AccumulatorArgs) -> Result<Spec> {
 pub struct EventAggregate {
     kind: Kind,
     signature: Signature,
+    doc: Documentation,
 }
 
 impl EventAggregate {
     pub fn new(kind: Kind) -> Self {
-        Self { kind, signature: Signature::user_defined(Volatility::Immutable) }
+        let (signature, description) = kind.doc();
+        Self { kind, signature: Signature::user_defined(Volatility::Immutable), doc: documentation(signature, description) }
     }
 }
 
@@ -229,6 +256,10 @@ impl AggregateUDFImpl for EventAggregate {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.doc)
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -464,19 +495,13 @@ pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
         ctx.register_udaf(AggregateUDF::from(EventAggregate::new(kind)));
     }
     ctx.register_udaf(AggregateUDF::from(retention::Retention::new()));
-    let doc = |signature: &str, description: &str| FunctionDoc { kind: "aggregate", signature: signature.into(), description: description.into(), order: None };
+    let doc = |(signature, description): (&str, &str)| FunctionDoc { kind: "aggregate", signature: signature.into(), description: description.into(), order: None };
     vec![
-        doc(
-            "window_funnel(window, [mode,] ts, cond1, ..., condN)",
-            "highest funnel step reached within the window (ClickHouse windowFunnel); modes: strict_deduplication, strict_order, strict_increase, allow_reentry, strict_once",
-        ),
-        doc(
-            "window_funnel_path(window, [mode,] ts, cond1, ..., condN)",
-            "the timestamps (in ts's units) of the steps of the chain window_funnel counts, one per level reached",
-        ),
-        doc("retention(cond1, ..., condN)", "[c1, c1 and c2, ..., c1 and cN] as 0/1 over the group (ClickHouse retention)"),
-        doc("sequence_match(pattern, ts, cond1, ...)", "whether the events match a pattern such as '(?1).*(?2)(?t<=3600)(?3)' (ClickHouse sequenceMatch)"),
-        doc("sequence_count(pattern, ts, cond1, ...)", "non-overlapping matches of the pattern (ClickHouse sequenceCount)"),
+        doc(Kind::WindowFunnel.doc()),
+        doc(Kind::WindowFunnelPath.doc()),
+        doc(retention::DOC),
+        doc(Kind::SequenceMatch.doc()),
+        doc(Kind::SequenceCount.doc()),
     ]
 }
 

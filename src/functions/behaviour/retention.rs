@@ -9,19 +9,23 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
 use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility};
 
 use super::buffer::{condition_masks, truthy};
 use super::MAX_CONDITIONS;
 
+/// The call's shape and what it gives.
+pub const DOC: (&str, &str) = ("retention(cond1, ..., condN)", "[c1, c1 and c2, ..., c1 and cN] as 0/1 over the group (ClickHouse retention)");
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Retention {
     signature: Signature,
+    doc: Documentation,
 }
 
 impl Retention {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self { signature: Signature::user_defined(Volatility::Immutable), doc: super::documentation(DOC.0, DOC.1) }
     }
 }
 
@@ -80,6 +84,9 @@ impl AggregateUDFImpl for Retention {
     }
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.doc)
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         check(arg_types)?;
