@@ -94,7 +94,7 @@ ranked AS (
     SELECT *, row_number() OVER (PARTITION BY event ORDER BY phi DESC NULLS LAST, n) AS rank_in_event FROM phis
 ),
 candidates AS (
-    SELECT event, n FROM ranked WHERE rank_in_event = 1 AND phi > 0 ORDER BY phi DESC LIMIT {{pair_candidates}}
+    SELECT event, n FROM ranked WHERE rank_in_event = 1 AND phi > 0 ORDER BY phi DESC, event, n LIMIT {{pair_candidates}}
 ),
 pair_counts AS (
     SELECT c1.event, c1.n, c2.event AS event2, c2.n AS n2, count(*) AS x, sum(y.y) AS xy

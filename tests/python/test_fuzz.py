@@ -235,7 +235,10 @@ def evaluation_error(outcome):
     kind, text = outcome
     if kind in ("RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"):
         return True
-    runtime = ("Execution error", "Arrow error", "Compute error", "Cast error", "Divide by zero", "DivideByZero", "Overflow", "overflow")
+    # "Unsupported data type ... for function": a kernel refusing its input
+    # when it runs (abs() of length(event), a dictionary), on whichever side
+    # evaluates it on a row.
+    runtime = ("Execution error", "Arrow error", "Compute error", "Cast error", "Divide by zero", "DivideByZero", "Overflow", "overflow", "Unsupported data type")
     return kind == "INVALID_ARGUMENT" and any(w in text for w in runtime)
 
 
