@@ -91,10 +91,10 @@ phis AS (
     FROM scored
 ),
 ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY event ORDER BY phi DESC NULLS LAST, n) AS rank_in_event FROM phis
+    SELECT *, row_number() OVER (PARTITION BY event ORDER BY round(phi, 9) DESC NULLS LAST, n) AS rank_in_event FROM phis
 ),
 candidates AS (
-    SELECT event, n FROM ranked WHERE rank_in_event = 1 AND phi > 0 ORDER BY phi DESC, event, n LIMIT {{pair_candidates}}
+    SELECT event, n FROM ranked WHERE rank_in_event = 1 AND phi > 0 ORDER BY round(phi, 9) DESC, event, n LIMIT {{pair_candidates}}
 ),
 pair_counts AS (
     SELECT c1.event, c1.n, c2.event AS event2, c2.n AS n2, count(*) AS x, sum(y.y) AS xy
@@ -119,7 +119,7 @@ pair_phis AS (
     ) q
 ),
 top_pairs AS (
-    SELECT * FROM pair_phis ORDER BY phi DESC NULLS LAST, event, n, event2, n2 LIMIT {{pairs}}
+    SELECT * FROM pair_phis ORDER BY round(phi, 9) DESC NULLS LAST, event, n, event2, n2 LIMIT {{pairs}}
 ),
 all_rows AS (
     SELECT CASE WHEN rank_in_event = 1 THEN 'best' ELSE 'other' END AS section,
