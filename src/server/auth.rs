@@ -39,6 +39,8 @@ impl Principal {
 
 /// How long a session token from a handshake stays valid.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Session tokens remembered as ended early, at most.
+const MAX_ENDED: usize = 10_000;
 /// How often the config file's modification time is looked at.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 
@@ -290,8 +292,13 @@ impl Auth {
         };
         if !self.key.verify(&credential, expires, &tag) {
             // Signed for the credential as it was (or not by this server's key).
+            // Bounded: anyone can send tokens that fail here, and past the
+            // bound a changed credential still ends its sessions (only a
+            // credential set back would revive them).
             if let Ok(mut e) = self.ended.write() {
-                e.insert(value.to_string());
+                if e.len() < MAX_ENDED {
+                    e.insert(value.to_string());
+                }
             }
             return Err(unauthenticated("the token this session came from has changed, or the session was not signed by this server: authenticate again"));
         }
