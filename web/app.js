@@ -18,7 +18,8 @@
       'period.day': 'Day', 'period.week': 'Week', 'period.month': 'Month',
       'overview.title': 'Overview', 'overview.sub': 'Every account you can see, as of {as_of}: activity, health, renewals.',
       'overview.activity': 'Activity per day', 'overview.bands': 'Accounts by quadrant and health band', 'overview.renewals': 'Renewal horizon (days to renewal) by health band',
-      'overview.moved': 'Accounts whose health moved most', 'kpi.accounts': 'Accounts', 'kpi.paid': 'Paying accounts', 'kpi.green': 'Healthy (green)',
+      'overview.moved': 'Accounts whose health moved most', 'overview.revenue': 'Revenue retention by month: net (NRR) and gross (GRR), and MRR at the end of each month',
+      'revenue.none': 'This lake has no subscriptions, so there is no revenue to show: load them with vitals ingest --table subscriptions.', 'kpi.accounts': 'Accounts', 'kpi.paid': 'Paying accounts', 'kpi.green': 'Healthy (green)',
       'kpi.red': 'At risk (red)', 'kpi.avg_health': 'Average health', 'kpi.active_users': 'Active users (last day)',
       'accounts.title': 'My accounts', 'accounts.sub': 'Which of your accounts need you, as of {as_of} (the last {days} days against the {days} before).',
       'accounts.declining': 'Declining accounts', 'accounts.decline_chart': 'Fall in activity (%)', 'accounts.quadrant': 'Health × temperature',
@@ -52,7 +53,8 @@
       'period.day': '日', 'period.week': '周', 'period.month': '月',
       'overview.title': '总览', 'overview.sub': '你能看到的全部客户，截至 {as_of}：活跃、健康度、续约。',
       'overview.activity': '每日活跃', 'overview.bands': '按象限与健康等级的客户分布', 'overview.renewals': '续约时间分布（距续约天数）与健康等级',
-      'overview.moved': '健康度变化最大的客户', 'kpi.accounts': '客户数', 'kpi.paid': '付费客户', 'kpi.green': '健康（绿）',
+      'overview.moved': '健康度变化最大的客户', 'overview.revenue': '按月收入留存：净收入留存（NRR）、总收入留存（GRR）与月末 MRR',
+      'revenue.none': '数据湖中没有订阅数据，无法显示收入：请用 vitals ingest --table subscriptions 导入。', 'kpi.accounts': '客户数', 'kpi.paid': '付费客户', 'kpi.green': '健康（绿）',
       'kpi.red': '有风险（红）', 'kpi.avg_health': '平均健康度', 'kpi.active_users': '活跃用户（最后一天）',
       'accounts.title': '我的客户', 'accounts.sub': '截至 {as_of}，哪些客户需要你（最近 {days} 天对比之前 {days} 天）。',
       'accounts.declining': '活跃下降的客户', 'accounts.decline_chart': '活跃下降幅度（%）', 'accounts.quadrant': '健康度 × 温度',
@@ -90,6 +92,8 @@
       pages_per_visit: 'Pages per visit', breakdown: 'Breakdown', conversion_from_previous_pct: 'From previous step %',
       conversion_from_first_pct: 'From first step %', median_hours_from_previous: 'Median hours from previous', section: 'Section',
       label: 'Strength', phi: 'phi', ppv_pct: 'Stay when done %', support_pct: 'Users who did it %', users_with: 'Users with',
+      period_start: 'Period', mrr_start: 'MRR at start', new: 'New', expansion: 'Expansion', contraction: 'Contraction', churned: 'Churned',
+      reactivation: 'Reactivation', mrr_end: 'MRR at end', nrr_pct: 'NRR %', grr_pct: 'GRR %', logo_churn_pct: 'Accounts churned %',
     },
     zh: {
       org_id: '客户 ID', name: '名称', plan: '套餐', csm: '客户成功经理', health: '健康度', temperature: '温度', band: '健康等级', quadrant: '象限',
@@ -104,6 +108,8 @@
       phi: 'phi 相关系数', label: '结论', ppv_pct: '做到后留存 %', support_pct: '做到的用户 %', n: '次数', pages_per_visit: '每次访问页数',
       breakdown: '细分', conversion_from_previous_pct: '较上一步转化 %', conversion_from_first_pct: '较第一步转化 %',
       median_hours_from_previous: '距上一步中位小时数', section: '类别', users_with: '做到的用户数', utm_source: '来源', utm_medium: '媒介', utm_campaign: '活动',
+      period_start: '周期', mrr_start: '期初 MRR', new: '新增', expansion: '增购', contraction: '降级', churned: '流失',
+      reactivation: '回流', mrr_end: '期末 MRR', nrr_pct: '净收入留存 %', grr_pct: '总收入留存 %', logo_churn_pct: '客户流失率 %',
     },
   };
   const BAND_COLOURS = { green: '#2e9f5b', yellow: '#d9a400', red: '#d64545' };
@@ -307,10 +313,11 @@
     const bands = card(tr('overview.bands'));
     const renewals = card(tr('overview.renewals'));
     const moved = card(tr('overview.moved'), 'w12');
+    const revenue = card(tr('overview.revenue'), 'w12');
     fill(main, h('h1', {}, tr('overview.title')), h('div', { class: 'sub' }, tr('overview.sub', { as_of })),
       controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
         { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('overview', '', v); }),
-      h('div', { class: 'grid' }, kpis.el, activity.el, bands.el, renewals.el, moved.el));
+      h('div', { class: 'grid' }, kpis.el, activity.el, bands.el, renewals.el, revenue.el, moved.el));
     const health = report('health_scores', { as_of, days });
     const lifecycle = report('account_lifecycle', { as_of });
     return [
@@ -338,12 +345,39 @@
         const used = order.filter((b) => pairs.some((p) => p[0] === b));
         stackedCounts(renewals, 'renewals', used, pairs, 'account_lifecycle', (b) => tr(`bucket.${b}`));
       }),
+      guard(revenue, async () => {
+        // Twelve months to as_of; a lake without subscriptions says so calmly.
+        let r;
+        try {
+          r = await report('revenue_retention', { period: 'month', from: `${addDays(as_of, -334).slice(0, 7)}-01`, to: as_of });
+        } catch (e) {
+          if (/has no subscriptions/.test(e.message || '')) return fill(revenue.body, h('div', { class: 'empty' }, tr('revenue.none')));
+          throw e;
+        }
+        revenueChart(revenue, r);
+      }),
       guard(moved, async () => {
         const r = (await health).rows.filter((x) => typeof x.health_change === 'number')
           .sort((a, b) => Math.abs(b.health_change) - Math.abs(a.health_change)).slice(0, 10);
         fill(moved.body, table(r, ['name', 'csm', 'band', 'health', 'health_change', 'moved_most', 'temperature', 'quadrant'], { linkAccounts: true, keep: { as_of, days } }));
       }),
     ];
+  };
+
+  // NRR and GRR per period as lines, MRR at the end as bars; the totals below.
+  const revenueChart = (c, r) => {
+    if (!r.rows.length) return fill(c.body, h('div', { class: 'empty' }, tr('empty')));
+    const el = h('div', { class: 'chart' });
+    const cols = ['period_start', 'mrr_start', 'new', 'expansion', 'reactivation', 'contraction', 'churned', 'mrr_end', 'nrr_pct', 'grr_pct', 'logo_churn_pct'];
+    fill(c.body, el, table(r.rows, cols));
+    const months = r.rows.map((x) => x.period_start.slice(0, 7));
+    const line = (col) => ({ name: colName(col), type: 'line', yAxisIndex: 1, showSymbol: true, showAllSymbol: true, symbolSize: 5, data: r.rows.map((x) => x[col]) });
+    chart(el, 'revenue', {
+      tooltip: { trigger: 'axis' }, legend, grid: baseGrid,
+      xAxis: { type: 'category', data: months },
+      yAxis: [{ type: 'value', name: colName('mrr_end') }, { type: 'value', name: '%', scale: true, splitLine: { show: false } }],
+      series: [{ name: colName('mrr_end'), type: 'bar', itemStyle: { color: '#c7d7fe' }, data: r.rows.map((x) => x.mrr_end) }, line('nrr_pct'), line('grr_pct')],
+    }, r.rows.length, 'revenue_retention', 'each');
   };
 
   // A line chart of a daily series: one mark per row on every line.

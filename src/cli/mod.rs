@@ -176,7 +176,7 @@ pub struct DemoCmd {
 pub struct IngestCmd {
     #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
     pub lake: String,
-    /// Table to load: events, accounts, users or interventions.
+    /// Table to load: events, accounts, users, interventions or subscriptions.
     #[arg(long, default_value = "events", value_parser = parse_table)]
     pub table: Table,
     /// Input format (default: from each file's extension).
@@ -235,7 +235,7 @@ pub struct TourCmd {
 }
 
 fn parse_table(s: &str) -> Result<Table, String> {
-    Table::parse(s).ok_or_else(|| format!("unknown table '{s}': use events, accounts, users or interventions"))
+    Table::parse(s).ok_or_else(|| format!("unknown table '{s}': use events, accounts, users, interventions or subscriptions"))
 }
 
 /// Parses sizes such as `512MiB`, `2GB`, `1048576`.
@@ -327,6 +327,12 @@ async fn run_demo(c: DemoCmd) -> CliResult {
         planted.decline_days,
         planted.declining.join(", "),
         planted.intervened.join(", ")
+    );
+    let churned: Vec<String> = planted.churned.iter().map(|(id, day)| format!("{id} on {day}")).collect();
+    println!(
+        "stopped paying: {} ({} after their usage fell)",
+        if churned.is_empty() { "none".to_string() } else { churned.join(", ") },
+        planted.churned_after_decline.len()
     );
     Ok(())
 }

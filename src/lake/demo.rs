@@ -55,6 +55,11 @@ pub struct Planted {
     pub decline_days: u32,
     /// Declining accounts whose CSM intervened, and recovered in part.
     pub intervened: Vec<String>,
+    /// Accounts that stopped paying inside the window (now on the free plan),
+    /// with the day their subscription ended.
+    pub churned: Vec<(String, NaiveDate)>,
+    /// The churned accounts whose usage fell over the three weeks before.
+    pub churned_after_decline: Vec<String>,
 }
 
 /// What `generate` wrote.
@@ -69,6 +74,68 @@ pub struct DemoSummary {
 
 pub const MAGIC_EVENT: &str = "create_dashboard";
 pub const DECLINE_DAYS: u32 = 14;
+
+/// The subscriptions of one account, from its own random stream (so the rest
+/// of the demo is the same with or without them): a paying account's current
+/// rows add up to its ARR / 12. Older paying accounts may have expanded,
+/// contracted or come back inside the window; some older free accounts paid
+/// until a day inside it (most after their usage fell, see `events`).
+fn plant_subscriptions(a: &mut Account, args: &DemoArgs, start: NaiveDate) {
+    let mut r = Rng::derive(args.seed, 7, a.no as u64);
+    let days = i64::from(args.days);
+    let id = format!("sub-{:05}", a.no);
+    let older = a.contract_start < start;
+    let day = |d: i64| start + Duration::days(d);
+    let row = |plan: &'static str, mrr: f64, starts_on: NaiveDate, ends_on: Option<NaiveDate>, seats: i32| Sub {
+        id: id.clone(),
+        plan,
+        mrr,
+        starts_on,
+        ends_on,
+        seats,
+    };
+    if !a.paid {
+        let long_ago = date_of(a.signup_us) < start - Duration::days(60);
+        if long_ago && r.chance(0.3) {
+            let churn_day = r.range(days / 4, (days - 40).max(days / 4));
+            let declined = r.chance(0.75);
+            let mrr = (f64::from(a.seats) * r.range(700, 1100) as f64 / 12.0).round();
+            a.subs.push(row("starter", mrr, a.contract_start, Some(day(churn_day)), a.seats));
+            a.churn = Some(Churn { day: churn_day, declined });
+        }
+        return;
+    }
+    let mrr = a.arr / 12.0;
+    let x = r.f64();
+    let change = day(r.range(5, days - 5));
+    let lower = |p: &'static str| match p {
+        "enterprise" => "pro",
+        "pro" => "starter",
+        other => other,
+    };
+    if !older || x >= 0.28 {
+        a.subs.push(row(a.plan, mrr, a.contract_start, None, a.seats));
+    } else if x < 0.15 {
+        // Expansion: fewer seats (and, for some, a lower plan) before.
+        let share = 0.55 + 0.3 * r.f64();
+        let seats = ((f64::from(a.seats) * share).round() as i32).max(1);
+        let plan = if r.chance(0.5) { lower(a.plan) } else { a.plan };
+        a.subs.push(row(plan, (mrr * share).round(), a.contract_start, Some(change), seats));
+        a.subs.push(row(a.plan, mrr, change, None, a.seats));
+    } else if x < 0.23 {
+        // Contraction: more seats before.
+        let share = 1.2 + 0.4 * r.f64();
+        let seats = (f64::from(a.seats) * share).round() as i32;
+        a.subs.push(row(a.plan, (mrr * share).round(), a.contract_start, Some(change), seats));
+        a.subs.push(row(a.plan, mrr, change, None, a.seats));
+    } else {
+        // Reactivation: lapsed early in the window, back some weeks later.
+        let lapse = r.range(3, (days / 3).max(4));
+        let back = lapse + r.range(10, (days / 3).max(11));
+        a.subs.push(row(a.plan, mrr, a.contract_start, Some(day(lapse)), a.seats));
+        a.subs.push(row(a.plan, mrr, day(back.min(days - 1)), None, a.seats));
+    }
+}
 
 /// SplitMix64: small, fast, and the same on every platform.
 #[derive(Debug, Clone)]
@@ -195,6 +262,29 @@ struct Account {
     vigour: f64,
     decline: Option<Decline>,
     module_w: [f64; 7],
+    /// Stopped paying inside the window (see [`Planted::churned`]).
+    churn: Option<Churn>,
+    /// What it paid over time: the subscriptions table's rows.
+    subs: Vec<Sub>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Churn {
+    /// Window day (from its first day) on which the subscription ended.
+    day: i64,
+    /// Usage fell over the three weeks before.
+    declined: bool,
+}
+
+/// One subscriptions row.
+#[derive(Debug, Clone)]
+struct Sub {
+    id: String,
+    plan: &'static str,
+    mrr: f64,
+    starts_on: NaiveDate,
+    ends_on: Option<NaiveDate>,
+    seats: i32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -311,7 +401,12 @@ impl World {
                 vigour: 0.55 + 0.6 * r.f64(),
                 decline: None,
                 module_w,
+                churn: None,
+                subs: Vec::new(),
             });
+        }
+        for a in &mut accounts {
+            plant_subscriptions(a, args, start);
         }
         // Plant the declining accounts: paying, older than the window, not tiny.
         let mut candidates: Vec<usize> =
@@ -336,7 +431,23 @@ impl World {
             self.accounts.iter().filter(|a| a.decline.is_some_and(|d| d.intervention_us.is_some())).map(|a| a.id.clone()).collect();
         let mut concentrated: Vec<String> = self.accounts.iter().filter(|a| a.decline.is_some_and(|d| !d.broad)).map(|a| a.id.clone()).collect();
         concentrated.sort();
-        Planted { magic_event: MAGIC_EVENT, magic_count: 3, magic_window_days: 7, declining, concentrated, decline_days: DECLINE_DAYS, intervened }
+        let start = date_of(self.start_us);
+        let mut churned: Vec<(String, NaiveDate)> =
+            self.accounts.iter().filter_map(|a| a.churn.map(|c| (a.id.clone(), start + Duration::days(c.day)))).collect();
+        churned.sort();
+        let mut churned_after_decline: Vec<String> = self.accounts.iter().filter(|a| a.churn.is_some_and(|c| c.declined)).map(|a| a.id.clone()).collect();
+        churned_after_decline.sort();
+        Planted {
+            magic_event: MAGIC_EVENT,
+            magic_count: 3,
+            magic_window_days: 7,
+            declining,
+            concentrated,
+            decline_days: DECLINE_DAYS,
+            intervened,
+            churned,
+            churned_after_decline,
+        }
     }
 
     fn users(&self, a: &Account) -> Vec<User> {
@@ -465,6 +576,14 @@ impl World {
                 }
                 if recovered {
                     p *= 0.6;
+                }
+            }
+            if let Some(c) = a.churn {
+                // Gone but for a few people on the free plan; with a decline, fading over three weeks first.
+                if day >= c.day {
+                    p *= 0.08;
+                } else if c.declined && day >= c.day - 21 {
+                    p *= 0.3;
                 }
             }
             if !r.chance(p.min(0.97)) {
@@ -747,6 +866,8 @@ pub async fn generate(lake: &Lake, args: &DemoArgs) -> Result<(DemoSummary, Plan
     tx.stage(Table::Users, None, &[users]).await?;
     let ivs = sort_batch(Table::Interventions, &iv_b.finish()?)?;
     tx.stage(Table::Interventions, None, &[ivs]).await?;
+    let subs = sort_batch(Table::Subscriptions, &subscriptions_batch(&world.accounts)?)?;
+    tx.stage(Table::Subscriptions, None, &[subs]).await?;
     summary.files = tx.added().len();
     // Any commit since the demo looked at the lake changes what it replaces.
     tx.commit(|_| true).await?;
@@ -954,4 +1075,31 @@ impl IvBuilders {
         ];
         Ok(RecordBatch::try_new(Table::Interventions.schema(), cols)?)
     }
+}
+
+/// The subscriptions table of the demo.
+fn subscriptions_batch(accounts: &[Account]) -> Result<RecordBatch> {
+    let (mut org, mut id, mut plan) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut mrr, mut starts, mut ends, mut seats) = (Float64Builder::new(), Date32Builder::new(), Date32Builder::new(), Int32Builder::new());
+    for a in accounts {
+        for s in &a.subs {
+            org.append_value(&a.id);
+            id.append_value(&s.id);
+            plan.append_value(s.plan);
+            mrr.append_value(s.mrr);
+            starts.append_value(days_since_epoch(s.starts_on));
+            ends.append_option(s.ends_on.map(days_since_epoch));
+            seats.append_value(s.seats);
+        }
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(org.finish()),
+        Arc::new(id.finish()),
+        Arc::new(plan.finish()),
+        Arc::new(mrr.finish()),
+        Arc::new(starts.finish()),
+        Arc::new(ends.finish()),
+        Arc::new(seats.finish()),
+    ];
+    Ok(RecordBatch::try_new(Table::Subscriptions.schema(), cols)?)
 }

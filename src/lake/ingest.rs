@@ -326,7 +326,8 @@ impl<'a> IngestState<'a> {
         Ok(())
     }
 
-    /// accounts and users are keyed (the new row wins); interventions drop exact repeats.
+    /// accounts and users are keyed (the new row wins), subscriptions by
+    /// subscription_id and starts_on; interventions drop exact repeats.
     async fn stage_dimension(&mut self, tx: &mut Transaction) -> Result<()> {
         let schema = self.table.schema();
         let old_files = self.snapshot.files(self.table);
@@ -344,6 +345,7 @@ impl<'a> IngestState<'a> {
         let key_cols: Vec<usize> = match self.table {
             Table::Accounts => vec![schema.index_of("org_id")?],
             Table::Users => vec![schema.index_of("user_id")?],
+            Table::Subscriptions => vec![schema.index_of("subscription_id")?, schema.index_of("starts_on")?],
             _ => (0..schema.fields().len()).collect(),
         };
         let mut keep_new = Vec::new();
@@ -370,6 +372,9 @@ impl<'a> IngestState<'a> {
             &[take_record_batch(&old_rows, &UInt32Array::from(keep_old))?, take_record_batch(&new_rows, &UInt32Array::from(keep_new.clone()))?],
         )?;
         self.summary.rows_written = keep_new.len();
+        if self.table == Table::Subscriptions {
+            check_subscriptions(&merged)?;
+        }
         let merged = sort_batch(self.table, &merged)?;
         tx.stage(self.table, None, &[merged]).await?;
         // The old files leave the lake with the commit that adds the merged one.
@@ -548,6 +553,28 @@ fn validate(batch: RecordBatch, table: Table, place: impl Fn(usize) -> String) -
             }
         }
     }
+    if table == Table::Subscriptions {
+        let mrr = batch.column(schema.index_of("mrr")?).as_primitive_opt::<arrow::datatypes::Float64Type>().cloned();
+        let date = |name: &str| -> Result<Option<arrow::array::Date32Array>> {
+            Ok(batch.column(schema.index_of(name)?).as_primitive_opt::<arrow::datatypes::Date32Type>().cloned())
+        };
+        let (starts, ends) = (date("starts_on")?, date("ends_on")?);
+        for row in 0..batch.num_rows() {
+            if bad_mask[row] {
+                continue;
+            }
+            let value = |a: Option<&arrow::array::PrimitiveArray<_>>| a.filter(|a| a.is_valid(row)).map(|a| a.value(row));
+            let problem = subscription_problem(
+                mrr.as_ref().filter(|a| a.is_valid(row)).map(|a| a.value(row)),
+                value(starts.as_ref()),
+                value(ends.as_ref()),
+            );
+            if let Some((column, reason)) = problem {
+                bad_mask[row] = true;
+                bad_rows.push(BadRow { place: place(row), column: column.into(), reason, raw: row_json(&batch, row) });
+            }
+        }
+    }
     bad_rows.sort_by_key(|b| b.place.split(' ').nth(1).and_then(|n| n.parse::<usize>().ok()).unwrap_or(0));
     let good = if bad_rows.is_empty() {
         batch
@@ -557,6 +584,64 @@ fn validate(batch: RecordBatch, table: Table, place: impl Fn(usize) -> String) -
     };
     let strict = RecordBatch::try_new(schema, good.columns().to_vec())?;
     Ok((strict, bad_rows))
+}
+
+/// What is wrong with one subscriptions row beyond missing values: MRR must
+/// be a finite amount, not negative, and a span must end after it starts.
+fn subscription_problem(mrr: Option<f64>, starts_on: Option<i32>, ends_on: Option<i32>) -> Option<(&'static str, String)> {
+    if let Some(m) = mrr {
+        if !m.is_finite() || m < 0.0 {
+            return Some(("mrr", format!("mrr must be a finite amount of at least 0, got {m}")));
+        }
+    }
+    match (starts_on, ends_on) {
+        (Some(s), Some(e)) if e <= s => {
+            let day = |d: i32| NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d))).map_or_else(|| d.to_string(), |d| d.to_string());
+            Some(("ends_on", format!("ends_on ({}) must be after starts_on ({}): ends_on is the first day no longer paid for", day(e), day(s))))
+        }
+        _ => None,
+    }
+}
+
+/// Subscriptions: the rows of one subscription must not overlap in time,
+/// and a subscription belongs to one account. Names both rows when not.
+fn check_subscriptions(batch: &RecordBatch) -> Result<()> {
+    let schema = batch.schema();
+    let string = |name: &str| -> Result<Vec<String>> {
+        let c = arrow::compute::cast(batch.column(schema.index_of(name)?), &DataType::Utf8)?;
+        Ok(c.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    };
+    let (orgs, subs) = (string("org_id")?, string("subscription_id")?);
+    let starts = batch.column(schema.index_of("starts_on")?).as_primitive::<arrow::datatypes::Date32Type>().clone();
+    let ends = batch.column(schema.index_of("ends_on")?).as_primitive::<arrow::datatypes::Date32Type>().clone();
+    let day = |d: i32| NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d))).map_or_else(|| d.to_string(), |d| d.to_string());
+    let end_text = |row: usize| if ends.is_valid(row) { day(ends.value(row)) } else { "open".to_string() };
+    let mut rows: Vec<usize> = (0..batch.num_rows()).collect();
+    rows.sort_by(|&a, &b| subs[a].cmp(&subs[b]).then(starts.value(a).cmp(&starts.value(b))));
+    for pair in rows.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if subs[a] != subs[b] {
+            continue;
+        }
+        if orgs[a] != orgs[b] {
+            return Err(LakeError::Input(format!(
+                "subscriptions: subscription '{}' belongs to two accounts, '{}' and '{}' (nothing was ingested)",
+                subs[a], orgs[a], orgs[b]
+            )));
+        }
+        // Ends are exclusive: a row ending on the day the next starts does not overlap it.
+        if ends.is_null(a) || ends.value(a) > starts.value(b) {
+            return Err(LakeError::Input(format!(
+                "subscriptions: rows of subscription '{}' overlap: starts_on {} ends_on {} and starts_on {} ends_on {} (nothing was ingested; end the first on or before the day the second starts)",
+                subs[a],
+                day(starts.value(a)),
+                end_text(a),
+                day(starts.value(b)),
+                end_text(b)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn row_json(batch: &RecordBatch, row: usize) -> serde_json::Value {
@@ -665,6 +750,20 @@ impl TextRows {
                 return Err((field.name().clone(), format!("{what} value for a required column")));
             }
             cells.push(cell);
+        }
+        if self.table == Table::Subscriptions {
+            let at = |name: &str| self.schema.index_of(name).ok().and_then(|i| cells.get(i));
+            let mrr = match at("mrr") {
+                Some(Cell::F64(v)) => Some(*v),
+                _ => None,
+            };
+            let date = |name: &str| match at(name) {
+                Some(Cell::Date(d)) => Some(*d),
+                _ => None,
+            };
+            if let Some((column, reason)) = subscription_problem(mrr, date("starts_on"), date("ends_on")) {
+                return Err((column.to_string(), reason));
+            }
         }
         for (b, c) in self.cols.iter_mut().zip(cells) {
             match (b, c) {

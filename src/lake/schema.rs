@@ -24,10 +24,11 @@ pub enum Table {
     Accounts,
     Users,
     Interventions,
+    Subscriptions,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Events, Table::Accounts, Table::Users, Table::Interventions];
+    pub const ALL: [Table; 5] = [Table::Events, Table::Accounts, Table::Users, Table::Interventions, Table::Subscriptions];
 
     /// The SQL name, which is also the folder under the lake root.
     pub fn name(self) -> &'static str {
@@ -36,6 +37,7 @@ impl Table {
             Table::Accounts => "accounts",
             Table::Users => "users",
             Table::Interventions => "interventions",
+            Table::Subscriptions => "subscriptions",
         }
     }
 
@@ -46,6 +48,7 @@ impl Table {
             Table::Accounts => "customer accounts: plan, paid status, CSM, seats, ARR, renewal date",
             Table::Users => "people, each in one account, with role and key-user flag",
             Table::Interventions => "CSM actions on accounts (calls, trainings, QBRs)",
+            Table::Subscriptions => "what each account pays: one row per span of constant MRR (starts_on inclusive, ends_on exclusive)",
         }
     }
 
@@ -106,6 +109,15 @@ impl Table {
                 s("kind", true),
                 s("note", true),
             ],
+            Table::Subscriptions => vec![
+                s("org_id", false),
+                s("subscription_id", false),
+                s("plan", true),
+                Field::new("mrr", DataType::Float64, false),
+                Field::new("starts_on", DataType::Date32, false),
+                Field::new("ends_on", DataType::Date32, true),
+                Field::new("seats", DataType::Int32, true),
+            ],
         };
         Arc::new(Schema::new(fields))
     }
@@ -165,5 +177,6 @@ mod tests {
     fn required_columns_follow_nullability() {
         assert_eq!(Table::Events.required(), vec!["event_time", "org_id", "user_id", "event"]);
         assert_eq!(Table::Interventions.required(), vec!["org_id", "at"]);
+        assert_eq!(Table::Subscriptions.required(), vec!["org_id", "subscription_id", "mrr", "starts_on"]);
     }
 }

@@ -32,6 +32,7 @@ pub fn sort_columns(table: Table) -> &'static [&'static str] {
         Table::Accounts => &["org_id"],
         Table::Users => &["org_id", "user_id"],
         Table::Interventions => &["org_id", "at"],
+        Table::Subscriptions => &["org_id", "subscription_id", "starts_on"],
     }
 }
 

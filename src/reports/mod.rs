@@ -43,6 +43,8 @@ pub struct LakeFacts {
     pub org_ids: Option<Arc<HashSet<String>>>,
     /// The event names in the lake, looked up the first time a report needs them.
     pub event_names: EventNames,
+    /// Whether the lake has a subscriptions table (the revenue reports need one).
+    pub subscriptions: bool,
 }
 
 /// The lake's event names, looked up the first time a report needs them.
@@ -108,7 +110,8 @@ impl FactsSource {
             // Not prepared for this session: no dates rather than the whole lake's.
             Some(_) => self.scoped_days.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or((None, None), |c| (c.1, c.2)),
         };
-        LakeFacts { first_day, last_day, org_ids, event_names }
+        let subscriptions = !snapshot.files(Table::Subscriptions).is_empty();
+        LakeFacts { first_day, last_day, org_ids, event_names, subscriptions }
     }
 }
 
@@ -117,6 +120,15 @@ fn shift(f: &str, name: &str, d: NaiveDate, days: i64) -> Result<NaiveDate> {
     Duration::try_days(days)
         .and_then(|delta| d.checked_add_signed(delta))
         .ok_or_else(|| plan_datafusion_err!("{f}: {name} is out of range: {d} moved by {days} days leaves the calendar"))
+}
+
+/// A date far from the data is still a mistake: outside 1900..2200 it is refused.
+fn check_plausible(f: &str, name: &str, d: NaiveDate) -> Result<()> {
+    let (lo, hi) = (NaiveDate::from_ymd_opt(1900, 1, 1), NaiveDate::from_ymd_opt(2200, 12, 31));
+    match (lo, hi) {
+        (Some(lo), Some(hi)) if d < lo || d > hi => plan_err!("{f}: {name} {d} is not between {lo} and {hi}"),
+        _ => Ok(()),
+    }
 }
 
 /// Days since 1970-01-01, as Date32 holds them.
@@ -199,6 +211,12 @@ pub struct Template {
     pub file: String,
     /// The output columns with the default arguments, learned when it is registered.
     pub columns: Option<arrow::datatypes::SchemaRef>,
+    /// The values `period` may take (`-- periods: ...`; day, week, month by default).
+    pub periods: Vec<String>,
+    /// `-- dates: any`: its dates may lie outside the events' days (revenue history is not events).
+    pub dates_anywhere: bool,
+    /// `-- needs: TABLE`: a table the report cannot answer without.
+    pub needs: Option<Table>,
 }
 
 impl Template {
@@ -212,6 +230,18 @@ impl Template {
         let (name, args) = sig.split_once('(').ok_or_else(|| bad("first line lacks `(`"))?;
         let params = text.lines().find_map(|l| l.strip_prefix("-- params:"));
         let order = text.lines().find_map(|l| l.strip_prefix("-- order:")).map(|o| o.trim().to_string());
+        let periods = text
+            .lines()
+            .find_map(|l| l.strip_prefix("-- periods:"))
+            .unwrap_or("day, week, month")
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .collect();
+        let dates_anywhere = text.lines().any(|l| l.trim() == "-- dates: any");
+        let needs = match text.lines().find_map(|l| l.strip_prefix("-- needs:")) {
+            Some(t) => Some(Table::parse(t.trim()).ok_or_else(|| bad(&format!("unknown table in `-- needs:{t}`")))?),
+            None => None,
+        };
         let pairs = |s: &str| -> Result<Vec<Param>> {
             s.split(',')
                 .map(str::trim)
@@ -235,6 +265,9 @@ impl Template {
             sql: text.to_string(),
             file: file.to_string(),
             columns: None,
+            periods,
+            dates_anywhere,
+            needs,
         })
     }
 
@@ -451,10 +484,16 @@ impl ReportFunction {
                 Ok(Arg::List(items))
             }
             ArgType::Text | ArgType::Event => match (scalar_text(&value), name.as_str()) {
-                (Some(s), "period") => match s.trim().to_ascii_lowercase().as_str() {
-                    p @ ("day" | "week" | "month") => Ok(Arg::Text(p.to_string())),
-                    _ => plan_err!("{f}: unknown period '{s}'; use day, week or month"),
-                },
+                (Some(s), "period") => {
+                    let p = s.trim().to_ascii_lowercase();
+                    let allowed = &self.template.periods;
+                    if allowed.contains(&p) {
+                        Ok(Arg::Text(p))
+                    } else {
+                        let (last, rest) = allowed.split_last().map_or(("", &[][..]), |(l, r)| (l.as_str(), r));
+                        plan_err!("{f}: unknown period '{s}'; use {} or {last}", rest.join(", "))
+                    }
+                }
                 (Some(s), _) => Ok(Arg::Text(s.trim().to_string())),
                 (None, _) => plan_err!("{f}: {name} must be a string, got {value}"),
             },
@@ -512,7 +551,11 @@ impl ReportFunction {
         }
         for key in ["as_of", "from", "to"] {
             if let Some(Arg::Date(d)) = args.get(key) {
-                self.check_in_data(facts, key, *d)?;
+                if t.dates_anywhere {
+                    check_plausible(f, key, *d)?;
+                } else {
+                    self.check_in_data(facts, key, *d)?;
+                }
             }
         }
         if let (Some(Arg::Text(org)), Some(known)) = (args.get("org_id"), &facts.org_ids) {
@@ -567,8 +610,13 @@ impl ReportFunction {
     fn render(&self, facts: &LakeFacts, body: &str, args: &Args) -> Result<String> {
         let f = &self.template.name;
         let mut values: HashMap<String, String> = args.0.iter().map(|(k, v)| (k.clone(), v.sql())).collect();
-        values.insert("first_day".into(), self.default_arg(facts, "first")?.sql());
-        values.insert("last_day".into(), self.default_arg(facts, "as_of")?.sql());
+        // A report over other tables (subscriptions) may run on a lake without events.
+        if let Ok(first) = self.default_arg(facts, "first") {
+            values.insert("first_day".into(), first.sql());
+        }
+        if let Ok(last) = self.default_arg(facts, "as_of") {
+            values.insert("last_day".into(), last.sql());
+        }
         values.extend(slots::slots(f, args, &self.config, facts)?);
         let mut out = String::with_capacity(body.len() + 256);
         let mut rest = body;
@@ -616,6 +664,14 @@ impl ReportFunction {
 impl TableFunctionImpl for ReportFunction {
     fn call_with_args(&self, call: datafusion::catalog::TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let facts = self.facts.facts(call.session());
+        // Planned all the same (the table is registered, empty), so its columns
+        // are known; running it says what is missing.
+        let refusal = (self.template.needs == Some(Table::Subscriptions) && !facts.subscriptions).then(|| {
+            format!(
+                "{}: the lake has no subscriptions; load them with `vitals ingest --table subscriptions FILE` (columns org_id, subscription_id, plan, mrr, starts_on, ends_on, seats)",
+                self.template.name
+            )
+        });
         let args = self.args(&facts, call.exprs())?;
         let events = self.events_to_check(&args);
         let (plan, stages) = match &self.body {
@@ -631,10 +687,10 @@ impl TableFunctionImpl for ReportFunction {
             }
         };
         let view = ViewTable::new(plan, None);
-        if events.is_empty() && stages.is_empty() {
+        if events.is_empty() && stages.is_empty() && refusal.is_none() {
             return Ok(Arc::new(view));
         }
-        Ok(Arc::new(CheckedReport { name: self.template.name.clone(), view, events, known: facts.event_names.clone(), stages }))
+        Ok(Arc::new(CheckedReport { name: self.template.name.clone(), view, events, known: facts.event_names.clone(), stages, refusal }))
     }
 }
 
@@ -762,6 +818,8 @@ struct CheckedReport {
     events: Vec<(String, String)>,
     known: Arc<OnceLock<Arc<HashSet<String>>>>,
     stages: Vec<Stage>,
+    /// Why it cannot run on this lake, said when it is run.
+    refusal: Option<String>,
 }
 
 impl fmt::Debug for CheckedReport {
@@ -802,6 +860,9 @@ impl TableProvider for CheckedReport {
     }
 
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(why) = &self.refusal {
+            return plan_err!("{why}");
+        }
         let known = match self.known.get() {
             Some(k) => k.clone(),
             None => {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::common::plan_err;
+use datafusion::common::{plan_datafusion_err, plan_err};
 use datafusion::error::Result;
 
 use super::{Args, LakeFacts};
@@ -43,6 +43,21 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             let us = |d: NaiveDate| (d - NaiveDate::default()).num_days() * 86_400_000_000;
             s.insert("first_day_us".into(), us(facts.first_day.unwrap_or_default()).to_string());
             s.insert("end_us".into(), (us(facts.last_day.unwrap_or_default()) + 86_400_000_000).to_string());
+        }
+        "revenue_retention" | "revenue_movements" => {
+            let interval = match args.text("period")? {
+                "week" => "INTERVAL '7 days'",
+                "month" => "INTERVAL '1 month'",
+                "quarter" => "INTERVAL '3 months'",
+                _ => "INTERVAL '12 months'",
+            };
+            let mut part = include_str!("../../sql/parts/revenue_accounts.sql").replace("{{period_interval}}", interval);
+            for name in ["period", "from", "to"] {
+                let value = args.0.get(name).map(super::Arg::sql).ok_or_else(|| plan_datafusion_err!("{name}: no value for {{{{{name}}}}}"))?;
+                part = part.replace(&format!("{{{{{name}}}}}"), &value);
+            }
+            let body: String = part.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+            s.insert("revenue_accounts".into(), body);
         }
         _ => {}
     }

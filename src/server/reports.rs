@@ -242,4 +242,10 @@ impl proto::reports_server::Reports for ReportService {
     async fn activity_trend(&self, r: Request<proto::ActivityTrendRequest>) -> Result<Response<proto::ActivityTrendResponse>, Status> {
         self.run("activity_trend", "ActivityTrend", r).await
     }
+    async fn revenue_retention(&self, r: Request<proto::RevenueRetentionRequest>) -> Result<Response<proto::RevenueRetentionResponse>, Status> {
+        self.run("revenue_retention", "RevenueRetention", r).await
+    }
+    async fn revenue_movements(&self, r: Request<proto::RevenueMovementsRequest>) -> Result<Response<proto::RevenueMovementsResponse>, Status> {
+        self.run("revenue_movements", "RevenueMovements", r).await
+    }
 }

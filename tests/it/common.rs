@@ -16,7 +16,7 @@ pub fn repo() -> PathBuf {
 pub async fn fixture_lake() -> (tempfile::TempDir, Lake) {
     let dir = tempfile::tempdir().expect("temp dir");
     let lake = Lake::open(dir.path().to_str().expect("utf-8 path"), true).expect("open lake");
-    for t in [Table::Accounts, Table::Users, Table::Events, Table::Interventions] {
+    for t in [Table::Accounts, Table::Users, Table::Events, Table::Interventions, Table::Subscriptions] {
         let file = repo().join("data/fixture").join(format!("{}.csv", t.name()));
         let args = IngestArgs { table: t, files: vec![file], format: None, reject_file: None, progress: false };
         ingest(&lake, args).await.expect("fixture ingest");

@@ -95,7 +95,7 @@ def test_the_first_run_link_opens_the_dashboard_signed_in(seen):
     # An admin's home, not the sign-in page, and the token gone from the address bar.
     assert page["hash"].startswith("#/overview"), page["hash"]
     assert "token" not in page["url"] and page["title"] == "Overview"
-    assert {c["id"] for c in page["charts"]} == {"activity", "bands", "renewals"}
+    assert {c["id"] for c in page["charts"]} == {"activity", "bands", "renewals", "revenue"}
 
 
 def test_no_console_errors(seen):
@@ -194,7 +194,13 @@ def test_an_analyst_sees_every_account(server, demo_lake, seen):
     assert set(listed["orgs"]) == {r["org_id"] for r in api(server, "health_scores", days=14)}
     assert len(listed["orgs"]) == len(every)
     overview = visits["overview"]
-    assert {c["id"] for c in overview["charts"]} == {"activity", "bands", "renewals"}
+    assert {c["id"] for c in overview["charts"]} == {"activity", "bands", "renewals", "revenue"}
+    # Revenue: the twelve months to the last day, as the report gives them.
+    revenue = next(c for c in overview["charts"] if c["id"] == "revenue")
+    months = api(server, "revenue_retention", period="month", **{"from": "2025-10-01", "to": "2026-09-30"})
+    assert revenue["rows"] == len(months) == 12
+    table = next(t for t in overview["tables"] if t["title"].startswith("Revenue retention"))
+    assert table["rows"] == 12
     assert visits["account"]["hash"].startswith("#/account/org-")
 
 

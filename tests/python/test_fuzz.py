@@ -53,6 +53,7 @@ TABLES = {
     },
     "users": {"user_id": STR, "org_id": STR, "name": STR, "role": STR, "is_key_user": BOOL, "signup_time": TS},
     "interventions": {"org_id": STR, "csm": STR, "at": TS, "kind": STR, "note": STR},
+    "subscriptions": {"org_id": STR, "subscription_id": STR, "plan": STR, "mrr": FLOAT, "starts_on": DATE, "ends_on": DATE, "seats": INT},
     "account_daily": {"org_id": STR, "day": DATE, "login_users": INT, "active_users": INT, "visits": INT, "page_views": INT, "duration_min": FLOAT},
     "user_daily": {"org_id": STR, "user_id": STR, "day": DATE, "logins": INT, "visits": INT, "page_views": INT, "duration_min": FLOAT, "events": INT},
 }
@@ -202,7 +203,7 @@ class Gen:
 def scope_lake(src: Path, dst: Path, orgs):
     """The lake's rows of `orgs` only, written by pyarrow (events by UTC day)."""
     keep = pa.array(orgs)
-    for table in ("accounts", "users", "interventions"):
+    for table in ("accounts", "users", "interventions", "subscriptions"):
         t = pa.concat_tables([pq.read_table(p) for p in sorted((src / table).rglob("*.parquet"))])
         (dst / table).mkdir(parents=True)
         pq.write_table(t.filter(pc.is_in(t["org_id"], keep)), dst / table / "part-0.parquet")

@@ -39,7 +39,7 @@ def demo(tmp_path_factory):
 
 
 def write_dimensions(src: Path, dst: Path):
-    for table in ("accounts", "users", "interventions"):
+    for table in ("accounts", "users", "interventions", "subscriptions"):
         (dst / table).mkdir(parents=True)
         pq.write_table(read_table(src / table), dst / table / "part-0.parquet")
 

@@ -1,0 +1,30 @@
+-- Shared by revenue_retention and revenue_movements (the {{revenue_accounts}}
+-- slot): the calendar periods from the one holding `from` to the one holding
+-- `to`, and each account's MRR in force on the day before each period and on
+-- its last day (on `to` for the period holding it), with the plans in force
+-- then and the last day in the period a row started or ended.
+periods AS (
+    SELECT
+        CAST(p AS DATE) AS period_start,
+        CAST(p AS DATE) - INTERVAL '1 day' AS start_day,
+        least(CAST(p + {{period_interval}} AS DATE) - INTERVAL '1 day', {{to}}) AS period_end
+    FROM unnest(range(date_trunc({{period}}, CAST({{from}} AS TIMESTAMP)), CAST({{to}} AS TIMESTAMP) + INTERVAL '1 day', {{period_interval}})) AS r(p)
+),
+-- The same judgement as revenue_retention: MRR in force on the day before
+-- the period and on its last day, with the plans of the rows in force.
+account_mrr AS (
+    SELECT
+        p.period_start,
+        p.period_end,
+        s.org_id,
+        round(sum(CASE WHEN s.starts_on <= p.start_day AND (s.ends_on IS NULL OR s.ends_on > p.start_day) THEN s.mrr ELSE 0.0 END), 6) AS mrr_start,
+        round(sum(CASE WHEN s.starts_on <= p.period_end AND (s.ends_on IS NULL OR s.ends_on > p.period_end) THEN s.mrr ELSE 0.0 END), 6) AS mrr_end,
+        array_to_string(array_sort(array_distinct(array_agg(CASE WHEN s.starts_on <= p.start_day AND (s.ends_on IS NULL OR s.ends_on > p.start_day) THEN s.plan END))), ', ') AS plan_before,
+        array_to_string(array_sort(array_distinct(array_agg(CASE WHEN s.starts_on <= p.period_end AND (s.ends_on IS NULL OR s.ends_on > p.period_end) THEN s.plan END))), ', ') AS plan_after,
+        -- A row starting or ending (the first day not paid for) inside the period changed it.
+        max(CASE WHEN s.starts_on >= p.period_start AND s.starts_on <= p.period_end THEN s.starts_on END) AS last_start,
+        max(CASE WHEN s.ends_on >= p.period_start AND s.ends_on <= p.period_end THEN s.ends_on END) AS last_end
+    FROM periods p
+    JOIN subscriptions s ON s.starts_on <= p.period_end AND (s.ends_on IS NULL OR s.ends_on > p.start_day)
+    GROUP BY p.period_start, p.period_end, s.org_id
+)

@@ -1,0 +1,31 @@
+-- revenue_movements(from DATE = first, to DATE = last, period VARCHAR = month): what revenue_retention's totals are made of: per period and account whose MRR moved, the kind (new, expansion, contraction, churned, reactivation), MRR and plans on the day before the period and on its last day, the change, and the day of the account's last subscription change in the period
+-- periods: week, month, quarter, year
+-- dates: any
+-- needs: subscriptions
+-- order: period_start, kind, org_id
+WITH {{revenue_accounts}},
+first_paid AS (
+    SELECT org_id, min(starts_on) AS first_paid FROM subscriptions WHERE mrr > 0 GROUP BY org_id
+)
+SELECT
+    m.period_start,
+    m.org_id,
+    a.name,
+    a.csm,
+    CASE
+        WHEN m.mrr_start = 0 AND f.first_paid >= m.period_start THEN 'new'
+        WHEN m.mrr_start = 0 THEN 'reactivation'
+        WHEN m.mrr_end = 0 THEN 'churned'
+        WHEN m.mrr_end > m.mrr_start THEN 'expansion'
+        ELSE 'contraction'
+    END AS kind,
+    m.mrr_start AS mrr_before,
+    m.mrr_end AS mrr_after,
+    m.mrr_end - m.mrr_start AS mrr_change,
+    greatest(m.last_start, m.last_end) AS changed_on,
+    nullif(m.plan_before, '') AS plan_before,
+    nullif(m.plan_after, '') AS plan_after
+FROM account_mrr m
+LEFT JOIN first_paid f ON f.org_id = m.org_id
+LEFT JOIN accounts a ON a.org_id = m.org_id
+WHERE m.mrr_start <> m.mrr_end
