@@ -20,7 +20,7 @@ fn main() {
     let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let mut code = String::new();
-    for (konst, sub) in [("VIEWS", "sql/views"), ("REPORTS", "sql/reports")] {
+    for (konst, sub) in [("VIEWS", "sql/views"), ("REPORTS", "sql/reports"), ("PARTS", "sql/parts")] {
         let dir = Path::new(&root).join(sub);
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();

@@ -21,6 +21,73 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// `[[tokens]]`: who may call `vitals serve`, each with a role.
     pub tokens: Vec<TokenConfig>,
+    /// `[[alerts]]`: the rules of the `alerts` report; without any, [`default_alerts`].
+    /// `alerts = []` turns them all off.
+    pub alerts: Option<Vec<AlertRule>>,
+}
+
+/// One `[[alerts]]` rule: when it holds for an account on a day, the account
+/// needs its CSM. `when` and `reason` are SQL expressions over the columns of
+/// `health_history` and the alert facts (README, "Alerts").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    pub name: String,
+    /// high, medium or low.
+    pub severity: String,
+    /// A condition (SQL, true = the rule holds).
+    pub when: String,
+    /// Text (SQL) that says why, with the numbers.
+    pub reason: String,
+}
+
+/// The rules used when the config has no `[[alerts]]`.
+pub fn default_alerts() -> Vec<AlertRule> {
+    let rule = |name: &str, severity: &str, when: &str, reason: &str| AlertRule {
+        name: name.into(),
+        severity: severity.into(),
+        when: when.into(),
+        reason: reason.into(),
+    };
+    vec![
+        rule(
+            "red_health",
+            "high",
+            "is_paid AND band = 'red'",
+            "concat('health ', round(health, 1), ' is in the red band (', CASE WHEN health_change >= 0 THEN '+' ELSE '' END, round(health_change, 1), ' against the ', period_days, ' days before)')",
+        ),
+        rule(
+            "key_users_inactive",
+            "high",
+            "is_paid AND key_users > 0 AND key_users_active = 0",
+            "concat('none of its ', key_users, ' key users was active in the last ', period_days, ' days')",
+        ),
+        rule(
+            "renewal_at_risk",
+            "high",
+            "is_paid AND days_to_renewal BETWEEN 0 AND 90 AND health < 50",
+            "concat('renews in ', days_to_renewal, ' days with health ', round(health, 1))",
+        ),
+        rule(
+            "health_dropped",
+            "medium",
+            "is_paid AND health_change <= -20",
+            "concat('health fell ', round(-health_change, 1), ' points to ', round(health, 1), '; ', coalesce(moved_most, 'no single measure'), ' moved most')",
+        ),
+        rule(
+            "mrr_contracted",
+            "medium",
+            "mrr_change < 0",
+            "concat('MRR ', round(mrr, 2), ', ', round(mrr_change, 2), ' against ', lookback_days, ' days before')",
+        ),
+    ]
+}
+
+impl Config {
+    /// The alert rules in force.
+    pub fn alert_rules(&self) -> Vec<AlertRule> {
+        self.alerts.clone().unwrap_or_else(default_alerts)
+    }
 }
 
 /// What a token may see.
@@ -270,6 +337,35 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// The alert rules as report stages over `facts` (`alerts.stages`: one stage
+/// per rule, `alert_rule_NAME`, a row per account and day) and the union of
+/// their rows (`alerts.union`). No rules: a union without rows.
+pub fn alert_sql(rules: &[AlertRule]) -> (String, String) {
+    let rank = |s: &str| match s {
+        "high" => 1,
+        "medium" => 2,
+        _ => 3,
+    };
+    let mut stages = String::new();
+    let mut union = Vec::new();
+    for r in rules {
+        stages.push_str(&format!(
+            "-- stage alert_rule_{}\nSELECT {} AS rule, {} AS severity, {} AS severity_rank, org_id, as_of, coalesce(CAST(({}) AS BOOLEAN), FALSE) AS hit, CAST(({}) AS VARCHAR) AS reason FROM facts;\n",
+            r.name,
+            sql_str(&r.name),
+            sql_str(&r.severity),
+            rank(&r.severity),
+            r.when.replace(['\n', '\r'], " "),
+            r.reason.replace(['\n', '\r'], " ")
+        ));
+        union.push(format!("SELECT * FROM alert_rule_{}", r.name));
+    }
+    if union.is_empty() {
+        union.push("SELECT CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS severity, 3 AS severity_rank, org_id, as_of, FALSE AS hit, CAST(NULL AS VARCHAR) AS reason FROM facts WHERE FALSE".into());
+    }
+    (stages, union.join("\n    UNION ALL\n    "))
+}
+
 /// A string as a SQL literal.
 pub fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -326,6 +422,23 @@ impl Config {
             }
             t.expires_micros()?;
         }
+        let mut rules = std::collections::HashSet::new();
+        for r in self.alert_rules() {
+            let named = !r.name.is_empty() && r.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !named {
+                return Err(format!("alerts: rule name '{}' must be lower-case letters, digits and _", r.name));
+            }
+            if !rules.insert(r.name.clone()) {
+                return Err(format!("alerts: the rule name '{}' is used twice", r.name));
+            }
+            if !["high", "medium", "low"].contains(&r.severity.as_str()) {
+                return Err(format!("alert rule {}: severity '{}' must be high, medium or low", r.name, r.severity));
+            }
+            let both = format!("{} {}", r.when, r.reason);
+            if r.when.trim().is_empty() || r.reason.trim().is_empty() || both.contains(['{', '}']) || both.contains("--") {
+                return Err(format!("alert rule {}: when and reason must be SQL expressions (not empty, without {{, }} or --)", r.name));
+            }
+        }
         Ok(())
     }
 
@@ -380,6 +493,9 @@ impl Config {
         // (position, event) rows for a VALUES list.
         let rows: Vec<String> = l.milestones.iter().enumerate().map(|(i, m)| format!("({}, {})", i + 1, sql_str(m))).collect();
         v.insert("lifecycle.milestone_rows".into(), rows.join(", "));
+        let (stages, union) = alert_sql(&self.alert_rules());
+        v.insert("alerts.stages".into(), stages);
+        v.insert("alerts.union".into(), union);
         v
     }
 
@@ -413,6 +529,24 @@ mod tests {
         assert_eq!(c.events.page_view, "page_view");
         assert_eq!(c.expand_sql("event = ${login}").unwrap(), "event = 'sign''in'");
         assert!(c.expand_sql("${nope}").unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn alert_rules_are_checked_and_become_one_stage_each() {
+        assert!(Config::default().check().is_ok(), "the default rules pass the check");
+        let bad = |toml: &str| toml::from_str::<Config>(toml).unwrap().check().unwrap_err();
+        assert!(bad("[[alerts]]\nname = 'a'\nseverity = 'urgent'\nwhen = 'true'\nreason = 'x'").contains("severity 'urgent'"));
+        assert!(bad("[[alerts]]\nname = 'A b'\nseverity = 'low'\nwhen = 'true'\nreason = 'x'").contains("lower-case"));
+        assert!(bad("[[alerts]]\nname = 'a'\nseverity = 'low'\nwhen = 'true -- x'\nreason = 'x'").contains("without"));
+        let two = "[[alerts]]\nname = 'a'\nseverity = 'low'\nwhen = 'true'\nreason = 'x'\n";
+        assert!(bad(&format!("{two}{two}")).contains("used twice"));
+        let c: Config = toml::from_str("[[alerts]]\nname = 'few'\nseverity = 'high'\nwhen = \"health < 1\"\nreason = \"'a; b'\"").unwrap();
+        let (stages, union) = alert_sql(&c.alert_rules());
+        assert_eq!(stages.matches("-- stage alert_rule_").count(), 1);
+        assert!(stages.contains("coalesce(CAST((health < 1) AS BOOLEAN), FALSE)") && stages.contains("'few' AS rule") && stages.contains("1 AS severity_rank"));
+        assert_eq!(union, "SELECT * FROM alert_rule_few");
+        let off: Config = toml::from_str("alerts = []").unwrap();
+        assert!(alert_sql(&off.alert_rules()).1.contains("WHERE FALSE"));
     }
 
     #[test]

@@ -18,7 +18,12 @@
       'period.day': 'Day', 'period.week': 'Week', 'period.month': 'Month',
       'overview.title': 'Overview', 'overview.sub': 'Every account you can see, as of {as_of}: activity, health, renewals.',
       'overview.activity': 'Activity per day', 'overview.bands': 'Accounts by quadrant and health band', 'overview.renewals': 'Renewal horizon (days to renewal) by health band',
-      'overview.moved': 'Accounts whose health moved most', 'overview.revenue': 'Revenue retention by month: net (NRR) and gross (GRR), and MRR at the end of each month',
+      'overview.moved': 'Accounts whose health moved most', 'accounts.alerts': 'Alerts: who needs you now',
+      'accounts.alerts_note': 'Each rule that holds for an account today, and the day since which it has held every day (within four weeks).',
+      'severity.high': 'high', 'severity.medium': 'medium', 'severity.low': 'low',
+      'rule.red_health': 'health in the red band', 'rule.key_users_inactive': 'key users inactive', 'rule.renewal_at_risk': 'renewal at risk',
+      'rule.health_dropped': 'health dropped', 'rule.mrr_contracted': 'MRR contracted', 'account.health_history': 'Health and temperature, week by week',
+      'account.history_note': 'Each point is the score of the {days} days up to that day, as the health report gave it then.', 'overview.revenue': 'Revenue retention by month: net (NRR) and gross (GRR), and MRR at the end of each month',
       'revenue.none': 'This lake has no subscriptions, so there is no revenue to show: load them with vitals ingest --table subscriptions.', 'kpi.accounts': 'Accounts', 'kpi.paid': 'Paying accounts', 'kpi.green': 'Healthy (green)',
       'kpi.red': 'At risk (red)', 'kpi.avg_health': 'Average health', 'kpi.active_users': 'Active users (last day)',
       'accounts.title': 'My accounts', 'accounts.sub': 'Which of your accounts need you, as of {as_of} (the last {days} days against the {days} before).',
@@ -53,7 +58,12 @@
       'period.day': '日', 'period.week': '周', 'period.month': '月',
       'overview.title': '总览', 'overview.sub': '你能看到的全部客户，截至 {as_of}：活跃、健康度、续约。',
       'overview.activity': '每日活跃', 'overview.bands': '按象限与健康等级的客户分布', 'overview.renewals': '续约时间分布（距续约天数）与健康等级',
-      'overview.moved': '健康度变化最大的客户', 'overview.revenue': '按月收入留存：净收入留存（NRR）、总收入留存（GRR）与月末 MRR',
+      'overview.moved': '健康度变化最大的客户', 'accounts.alerts': '预警：现在需要你跟进的客户',
+      'accounts.alerts_note': '今天对该客户成立的每条规则，以及从哪一天起连续成立（四周内）。',
+      'severity.high': '高', 'severity.medium': '中', 'severity.low': '低',
+      'rule.red_health': '健康度处于红色', 'rule.key_users_inactive': '关键用户不活跃', 'rule.renewal_at_risk': '续约有风险',
+      'rule.health_dropped': '健康度下降', 'rule.mrr_contracted': 'MRR 减少', 'account.health_history': '健康度与温度（按周）',
+      'account.history_note': '每个点是截至当天 {days} 天的得分，与当时健康度报表的结果一致。', 'overview.revenue': '按月收入留存：净收入留存（NRR）、总收入留存（GRR）与月末 MRR',
       'revenue.none': '数据湖中没有订阅数据，无法显示收入：请用 vitals ingest --table subscriptions 导入。', 'kpi.accounts': '客户数', 'kpi.paid': '付费客户', 'kpi.green': '健康（绿）',
       'kpi.red': '有风险（红）', 'kpi.avg_health': '平均健康度', 'kpi.active_users': '活跃用户（最后一天）',
       'accounts.title': '我的客户', 'accounts.sub': '截至 {as_of}，哪些客户需要你（最近 {days} 天对比之前 {days} 天）。',
@@ -93,6 +103,7 @@
       conversion_from_first_pct: 'From first step %', median_hours_from_previous: 'Median hours from previous', section: 'Section',
       label: 'Strength', phi: 'phi', ppv_pct: 'Stay when done %', support_pct: 'Users who did it %', users_with: 'Users with',
       period_start: 'Period', mrr_start: 'MRR at start', new: 'New', expansion: 'Expansion', contraction: 'Contraction', churned: 'Churned',
+      rule: 'Rule', severity: 'Severity', first_seen: 'Since', reason: 'Why',
       reactivation: 'Reactivation', mrr_end: 'MRR at end', nrr_pct: 'NRR %', grr_pct: 'GRR %', logo_churn_pct: 'Accounts churned %',
     },
     zh: {
@@ -109,6 +120,7 @@
       breakdown: '细分', conversion_from_previous_pct: '较上一步转化 %', conversion_from_first_pct: '较第一步转化 %',
       median_hours_from_previous: '距上一步中位小时数', section: '类别', users_with: '做到的用户数', utm_source: '来源', utm_medium: '媒介', utm_campaign: '活动',
       period_start: '周期', mrr_start: '期初 MRR', new: '新增', expansion: '增购', contraction: '降级', churned: '流失',
+      rule: '规则', severity: '严重程度', first_seen: '开始于', reason: '原因',
       reactivation: '回流', mrr_end: '期末 MRR', nrr_pct: '净收入留存 %', grr_pct: '总收入留存 %', logo_churn_pct: '客户流失率 %',
     },
   };
@@ -421,6 +433,7 @@
     const csm = me.role === 'csm' ? me.name : (q.csm || '');
     const keep = { as_of: q.as_of, days: q.days };
     const main = $('main');
+    const alerts = card(tr('accounts.alerts'), 'w12', tr('accounts.alerts_note'));
     const declining = card(tr('accounts.declining'), 'w12', tr('accounts.decline_note'));
     const quadrant = card(tr('accounts.quadrant'), 'w8', tr('accounts.quadrant_note'));
     const stages = card(tr('accounts.stages'), 'w4');
@@ -430,11 +443,16 @@
     if (me.sees_all) fields.unshift({ name: 'csm', label: tr('ctl.csm'), value: csm, options: [['', tr('ctl.all_csms')], ...me.csms.map((c) => [c, c])] });
     fill(main, h('h1', {}, tr('accounts.title') + (csm ? ` · ${csm}` : '')), h('div', { class: 'sub' }, tr('accounts.sub', { as_of, days })),
       controls(fields, (v) => { location.hash = link('accounts', '', v); }),
-      h('div', { class: 'grid' }, declining.el, quadrant.el, stages.el, list.el));
+      h('div', { class: 'grid' }, alerts.el, declining.el, quadrant.el, stages.el, list.el));
     const mine = (rows) => (csm ? rows.filter((x) => x.csm === csm) : rows);
     const health = report('health_scores', { as_of, days }).then((r) => mine(r.rows));
     const lifecycle = report('account_lifecycle', { as_of }).then((r) => mine(r.rows));
     return [
+      guard(alerts, async () => {
+        const r = await report('alerts', { as_of, lookback: '28 days', days });
+        const rows = mine(r.rows).map((x) => Object.assign({}, x, { rule: word('rule', x.rule), severity: word('severity', x.severity) }));
+        fill(alerts.body, table(rows, ['severity', 'name', 'csm', 'rule', 'first_seen', 'reason', 'health', 'days_to_renewal'], { linkAccounts: true, keep }));
+      }),
       guard(declining, async () => {
         const r = await report('declining_accounts', { csms: me.sees_all ? 1000 : 1, per_csm: 50, days, as_of });
         const rows = mine(r.rows);
@@ -514,9 +532,10 @@
     const modules = card(tr('account.modules'), 'w8');
     const life = card(tr('account.lifecycle'), 'w4');
     const interventions = card(tr('account.interventions'), 'w12');
+    const history = card(tr('account.health_history'), 'w12');
     fill(main, title, sub, controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
       { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('account', org, v); }),
-    h('div', { class: 'grid' }, kpis.el, usage.el, keyUsers.el, modules.el, life.el, interventions.el));
+    h('div', { class: 'grid' }, kpis.el, history.el, usage.el, keyUsers.el, modules.el, life.el, interventions.el));
     const lifecycle = report('account_lifecycle', { as_of }).then((r) => r.rows.find((x) => x.org_id === org));
     const health = report('health_scores', { as_of, days }).then((r) => r.rows.find((x) => x.org_id === org));
     return [
@@ -532,6 +551,21 @@
           lc ? kpi(colName('days_to_renewal'), lc.days_to_renewal, null) : null));
       }),
       guard(usage, async () => trendChart(usage, 'usage', await report('activity_trend', { from, to: as_of, org_id: org }), 'activity_trend')),
+      guard(history, async () => {
+        // Up to twelve weeks back, ending on as_of.
+        const weeks = Math.max(0, Math.min(12, Math.floor((Date.parse(as_of) - Date.parse(me.first_day)) / 86400000 / 7)));
+        const r = await report('health_history', { from: addDays(as_of, -7 * weeks), to: as_of, every: '7 days', days, org_id: org });
+        if (!r.rows.length) return fill(history.body, h('div', { class: 'empty' }, tr('empty')));
+        const rows = r.rows.slice().sort((a, b) => (a.as_of < b.as_of ? -1 : 1));
+        const el = h('div', { class: 'chart' });
+        fill(history.body, h('div', { class: 'note' }, tr('account.history_note', { days })), el);
+        const line = (col) => ({ name: colName(col), type: 'line', showSymbol: true, showAllSymbol: true, symbolSize: 6, data: rows.map((x) => x[col]) });
+        chart(el, 'health_history', {
+          tooltip: { trigger: 'axis' }, legend, grid: baseGrid,
+          xAxis: { type: 'category', data: rows.map((x) => x.as_of) }, yAxis: { type: 'value', min: 0, max: 100 },
+          series: [line('health'), line('temperature')],
+        }, rows.length, 'health_history', 'each');
+      }),
       guard(keyUsers, async () => {
         const r = await report('key_user_usage', { org_id: org, as_of, days });
         const rows = r.rows;

@@ -1,5 +1,5 @@
--- Shared by revenue_retention and revenue_movements (the {{revenue_accounts}}
--- slot): the calendar periods from the one holding `from` to the one holding
+-- Shared by revenue_retention and revenue_movements (`${part:revenue_accounts}`):
+-- the calendar periods from the one holding `from` to the one holding
 -- `to`, and each account's MRR in force on the day before each period and on
 -- its last day (on `to` for the period holding it), with the plans in force
 -- then and the last day in the period a row started or ended.

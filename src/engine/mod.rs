@@ -103,8 +103,28 @@ impl Engine {
     pub async fn open(args: EngineArgs) -> Result<Engine> {
         let options = LiveOptions { refresh_every: args.refresh_every, strict: args.check_files };
         let live = LiveLake::open(args.lake.clone(), options).await?;
-        let templates = reports::templates(&args.config, sql_files::REPORTS)?;
-        Self::build(args, live, None, templates).await
+        let templates = reports::templates(&args.config, sql_files::REPORTS, sql_files::PARTS)?;
+        let engine = Self::build(args, live, None, templates).await?;
+        engine.check_alert_rules().await?;
+        Ok(engine)
+    }
+
+    /// The config's own `[[alerts]]` rules are SQL: each is planned once at
+    /// start-up, so a rule that does not plan stops it, named. (On a lake
+    /// without events there is no day to plan them for; they are checked
+    /// when the alerts report first runs.)
+    async fn check_alert_rules(&self) -> Result<()> {
+        if self.args.config.alerts.as_ref().is_none_or(|r| r.is_empty()) || self.live.current().last_day.is_none() {
+            return Ok(());
+        }
+        match self.ctx.sql("SELECT * FROM alerts()").await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = e.to_string();
+                let rule = text.split("stage alert_rule_").nth(1).and_then(|r| r.split([':', ' ', '\n']).next()).unwrap_or("?");
+                Err(crate::config::ConfigError { path: "[[alerts]]".into(), reason: format!("alert rule {rule} does not plan: {}", e.strip_backtrace()) }.into())
+            }
+        }
     }
 
     /// A session over the same lake whose tables yield only `scope`'s accounts.

@@ -706,9 +706,11 @@ impl ReportFunction {
         let ctx = SessionContext::new_with_state(stage_state(state)?);
         let plan = |sql: &str| -> Result<LogicalPlan> {
             // Planning resolves tables from the in-memory catalog and does no I/O,
-            // so it completes without yielding to the runtime.
-            futures::executor::block_on(ctx.state().create_logical_plan(sql))
-                .map_err(|e| DataFusionError::Context(format!("{name} (rendered sql/reports/{name}.sql)"), Box::new(e)))
+            // so it completes on its first poll; polled here without an executor,
+            // so that a report whose SQL calls another staged report plans too.
+            let planned = futures::FutureExt::now_or_never(ctx.state().create_logical_plan(sql))
+                .ok_or_else(|| DataFusionError::Internal(format!("planning {name} waited on I/O")))?;
+            planned.map_err(|e| DataFusionError::Context(format!("{name} (rendered sql/reports/{name}.sql)"), Box::new(e)))
         };
         let mut stages = Vec::new();
         let mut rest = sql;
@@ -717,8 +719,12 @@ impl ReportFunction {
             let (stage_name, body) = after.split_once('\n').ok_or_else(|| plan_datafusion_err!("sql/reports/{name}.sql: empty stage"))?;
             let stage_name = stage_name.trim();
             let end = body.find(";\n").or_else(|| body.rfind(';')).ok_or_else(|| plan_datafusion_err!("sql/reports/{name}.sql: stage {stage_name} lacks its closing `;`"))?;
-            let stage_plan = plan(&body[..end])?;
-            let table = Arc::new(Materialized { schema: Arc::new(stage_plan.schema().as_arrow().clone()), data: OnceLock::new() });
+            let stage_plan = plan(&body[..end]).map_err(|e| DataFusionError::Context(format!("stage {stage_name}"), Box::new(e)))?;
+            // Every column nullable: a planner may prove a column non-null that
+            // execution reports as nullable (coalesce(x, FALSE)), and a result held
+            // in memory must accept the batches as they come.
+            let fields: Vec<arrow::datatypes::Field> = stage_plan.schema().as_arrow().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+            let table = Arc::new(Materialized { schema: Arc::new(arrow::datatypes::Schema::new(fields)), data: OnceLock::new() });
             ctx.register_table(stage_name, table.clone())?;
             stages.push(Stage { plan: stage_plan, table, ctx: ctx.clone() });
             rest = &body[end + 1..];
@@ -902,12 +908,25 @@ impl TableProvider for CheckedReport {
     }
 }
 
-/// Reads the report templates (`sql/reports/*.sql`, with the config's values filled in).
-pub fn templates(config: &Config, files: &[(&str, &str)]) -> Result<Vec<Template>> {
+/// Reads the report templates (`sql/reports/*.sql`): each `${part:NAME}` is
+/// replaced by `sql/parts/NAME.sql` (SQL several reports share, without its
+/// header comments), then the config's values are filled in.
+pub fn templates(config: &Config, files: &[(&str, &str)], parts: &[(&str, &str)]) -> Result<Vec<Template>> {
     files
         .iter()
         .map(|(file, text)| {
-            let expanded = config.expand_sql(text).map_err(|e| plan_datafusion_err!("sql/reports/{file}: {e}"))?;
+            let mut text = text.to_string();
+            while let Some(i) = text.find("${part:") {
+                let end = text[i..].find('}').ok_or_else(|| plan_datafusion_err!("sql/reports/{file}: unclosed ${{part:"))?;
+                let name = &text[i + "${part:".len()..i + end];
+                let part = parts
+                    .iter()
+                    .find(|(f, _)| f.strip_suffix(".sql") == Some(name))
+                    .ok_or_else(|| plan_datafusion_err!("sql/reports/{file}: no sql/parts/{name}.sql"))?;
+                let body: Vec<&str> = part.1.lines().skip_while(|l| l.starts_with("--")).collect();
+                text.replace_range(i..i + end + 1, body.join("\n").trim_end());
+            }
+            let expanded = config.expand_sql(&text).map_err(|e| plan_datafusion_err!("sql/reports/{file}: {e}"))?;
             Template::parse(file, &expanded)
         })
         .collect()

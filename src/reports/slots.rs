@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::common::{plan_datafusion_err, plan_err};
+use datafusion::common::plan_err;
 use datafusion::error::Result;
 
 use super::{Args, LakeFacts};
@@ -44,6 +44,34 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             s.insert("first_day_us".into(), us(facts.first_day.unwrap_or_default()).to_string());
             s.insert("end_us".into(), (us(facts.last_day.unwrap_or_default()) + 86_400_000_000).to_string());
         }
+        "health_history" => {
+            let every = args.int("every")?;
+            if every < 86_400 || every % 86_400 != 0 {
+                return plan_err!("health_history: every must be a whole number of days, at least 1, got {every} seconds");
+            }
+            let (from, to, days) = (args.date("from")?, args.date("to")?, args.int("days")?);
+            let every_days = every / 86_400;
+            let from_day = (from - NaiveDate::default()).num_days();
+            // Dates from `from` up to `to`; days is at most 3660 and the dates lie in the data, so none of this overflows.
+            let points = (to - from).num_days() / every_days + 1;
+            s.insert("from_day".into(), from_day.to_string());
+            s.insert("every_days".into(), every_days.to_string());
+            s.insert("points".into(), points.to_string());
+            s.insert("history_first_day".into(), format!("DATE '{}'", from - chrono::Duration::days(3 * days - 1)));
+        }
+        "alerts" => {
+            let lookback = args.int("lookback")?;
+            if lookback < 86_400 || lookback % 86_400 != 0 {
+                return plan_err!("alerts: lookback must be a whole number of days, at least 1, got {lookback} seconds");
+            }
+            let days = lookback / 86_400;
+            let as_of = args.date("as_of")?;
+            // The lookback starts no earlier than the data.
+            let from = as_of - chrono::Duration::days(days);
+            let from = facts.first_day.map_or(from, |first| from.max(first));
+            s.insert("lookback_days".into(), days.to_string());
+            s.insert("lookback_from".into(), format!("DATE '{from}'"));
+        }
         "revenue_retention" | "revenue_movements" => {
             let interval = match args.text("period")? {
                 "week" => "INTERVAL '7 days'",
@@ -51,13 +79,7 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
                 "quarter" => "INTERVAL '3 months'",
                 _ => "INTERVAL '12 months'",
             };
-            let mut part = include_str!("../../sql/parts/revenue_accounts.sql").replace("{{period_interval}}", interval);
-            for name in ["period", "from", "to"] {
-                let value = args.0.get(name).map(super::Arg::sql).ok_or_else(|| plan_datafusion_err!("{name}: no value for {{{{{name}}}}}"))?;
-                part = part.replace(&format!("{{{{{name}}}}}"), &value);
-            }
-            let body: String = part.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
-            s.insert("revenue_accounts".into(), body);
+            s.insert("period_interval".into(), interval.into());
         }
         _ => {}
     }

@@ -242,6 +242,12 @@ impl proto::reports_server::Reports for ReportService {
     async fn activity_trend(&self, r: Request<proto::ActivityTrendRequest>) -> Result<Response<proto::ActivityTrendResponse>, Status> {
         self.run("activity_trend", "ActivityTrend", r).await
     }
+    async fn health_history(&self, r: Request<proto::HealthHistoryRequest>) -> Result<Response<proto::HealthHistoryResponse>, Status> {
+        self.run("health_history", "HealthHistory", r).await
+    }
+    async fn alerts(&self, r: Request<proto::AlertsRequest>) -> Result<Response<proto::AlertsResponse>, Status> {
+        self.run("alerts", "Alerts", r).await
+    }
     async fn revenue_retention(&self, r: Request<proto::RevenueRetentionRequest>) -> Result<Response<proto::RevenueRetentionResponse>, Status> {
         self.run("revenue_retention", "RevenueRetention", r).await
     }

@@ -115,7 +115,7 @@ try {
     // A CSM's home is "My accounts".
     await visit(page, 'csm-accounts', () => page.reload());
     // Click the first declining account.
-    await visit(page, 'csm-account', () => page.click('.card:first-of-type tbody tr a[href^="#/account/"]'));
+    await visit(page, 'csm-account', () => page.locator('.card', { has: page.locator('h2', { hasText: 'Declining accounts' }) }).locator('tbody tr a[href^="#/account/"]').first().click());
     // The same page in Chinese, and back.
     await visit(page, 'csm-account-zh', () => page.click('#lang'));
     await page.evaluate(() => { document.body.dataset.state = 'navigating'; });

@@ -142,6 +142,12 @@ def test_a_csm_sees_only_their_accounts(server, demo_lake, seen):
     assert PLANTED <= set(declining["orgs"]) <= mine
     quadrant = next(c for c in page["charts"] if c["id"] == "quadrant")
     assert quadrant["rows"] == len(rated)
+    # Alerts: the open ones of their accounts (the csm's own token sees no others).
+    alerts = next(t for t in page["tables"] if t["title"] == "Alerts: who needs you now")
+    theirs = api(server, "alerts", token="csm-secret", lookback="28 days", days=14)
+    assert {a["org_id"] for a in theirs} <= mine
+    assert alerts["rows"] == len(theirs) > 0
+    assert set(alerts["orgs"]) == {a["org_id"] for a in theirs}
 
 
 def test_a_declining_account_shows_usage_and_key_users(server, seen):
@@ -164,6 +170,15 @@ def test_a_declining_account_shows_usage_and_key_users(server, seen):
     table = next(t for t in page["tables"] if t["title"] == "Key users and everyone else")
     assert table["rows"] == len(users)
     assert "modules" in charts
+    # Health week by week: twelve weeks to the last day (the lake starts more
+    # than 84 days before it), a point per week on both lines, and the last
+    # point is the account's health_scores row of that day.
+    history = charts["health_history"]
+    assert history["rows"] == 13 and history["drawn"] == [13, 13]
+    rows = api(server, "health_history", token="csm-secret", **{"from": (last - dt.timedelta(days=84)).isoformat(), "to": last.isoformat(), "every": "7 days", "days": 14, "org_id": first})
+    assert len(rows) == 13
+    today = next(r for r in api(server, "health_scores", token="csm-secret", days=14) if r["org_id"] == first)
+    assert max(rows, key=lambda r: r["as_of"])["health"] == today["health"]
 
 
 def test_from_the_account_to_a_user(server, seen):

@@ -158,6 +158,9 @@ class Gen:
             f"retention_matrix('signup', 'login', '{self.pick(['week', 'day', 'month', 'fortnight'])}', {self.pick(['4', '0', '1000'])})",
             f"health_scores('{d()}', {n()})", f"declining_accounts(2, 5, {n()})", f"account_lifecycle('{d()}')",
             f"user_lifecycle('{self.pick(['week', 'month', 'year'])}')", "magic_number('week2', 7, 5)", f"intervention_effect({n()})",
+            f"health_history('{d()}', '{d()}', '{self.pick(['7 days', '3 days', '0', '36 hours'])}', {n()})",
+            f"alerts('{d()}', '{self.pick(['14 days', '1 day', '12 hours'])}')",
+            f"revenue_retention('{self.pick(['month', 'quarter', 'day'])}', '{d()}', '{d()}')", f"revenue_movements('{d()}', '{d()}')",
         ]
         return f"SELECT * FROM {self.pick(calls).replace(chr(39) + 'NULL' + chr(39), 'NULL')}"
 

@@ -226,6 +226,8 @@ def report_calls(pb):
         ("UserLifecycle", pb.UserLifecycleRequest(period="week")),
         ("ActivityTrend", pb.ActivityTrendRequest(**{"from_date": "2026-09-01", "to_date": "2026-09-30", "org_id": ORG_A})),
         ("ModuleUsageShare", pb.ModuleUsageShareRequest(org_id=ORG_A)),
+        ("HealthHistory", pb.HealthHistoryRequest(**{"from_date": "2026-09-02", "to_date": "2026-09-30", "every": "14 days", "days": 7})),
+        ("Alerts", pb.AlertsRequest(as_of="2026-09-30", lookback="14 days")),
         ("RevenueRetention", pb.RevenueRetentionRequest(**{"period": "month", "from_date": "2026-01-01", "to_date": "2026-09-30"})),
         ("RevenueMovements", pb.RevenueMovementsRequest(**{"from_date": "2026-07-01", "to_date": "2026-09-30", "period": "quarter"})),
     ]

@@ -1,0 +1,161 @@
+-- Shared by health_scores and health_history (`${part:health_scoring}`).
+-- Given `asof` (as_of, period_days: the dates scored and the length of a
+-- period) and `ev` (per as_of, the events of its three periods with w = 0
+-- for the `period_days` up to as_of and 1, 2 for the periods before), the
+-- CTEs up to `scores`: per as_of and account, health, temperature, quadrant,
+-- play, band, their change, the measure that moved most, and each measure.
+core AS (
+    SELECT g.as_of, CASE WHEN ${health.all_modules} THEN greatest(coalesce(m.modules, 0), 1) ELSE ${health.core_module_count} END AS modules
+    FROM asof g
+    LEFT JOIN (SELECT as_of, count(DISTINCT module) AS modules FROM ev GROUP BY as_of) m ON m.as_of = g.as_of
+),
+-- One DISTINCT per aggregation, so each becomes a plain grouping.
+active AS (
+    SELECT a.as_of, a.org_id, a.w, count(*) AS active_users,
+        sum(CASE WHEN u.is_key_user THEN 1 ELSE 0 END) AS key_active,
+        sum(CASE WHEN u.is_key_user OR u.role = 'admin' THEN 1 ELSE 0 END) AS admins_active
+    FROM (SELECT DISTINCT as_of, org_id, w, user_id FROM ev) a
+    LEFT JOIN users u ON u.user_id = a.user_id
+    GROUP BY a.as_of, a.org_id, a.w
+),
+visits AS (
+    SELECT as_of, org_id, w, count(DISTINCT session_id) AS visits, coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
+    FROM ev
+    GROUP BY as_of, org_id, w
+),
+breadth AS (
+    SELECT as_of, org_id, w, count(DISTINCT module) AS modules_used
+    FROM ev
+    WHERE ${health.all_modules} OR module IN (${health.core_modules})
+    GROUP BY as_of, org_id, w
+),
+usage AS (
+    SELECT v.as_of, v.org_id, v.w, a.active_users, v.visits, v.minutes, coalesce(b.modules_used, 0) AS modules_used, a.key_active, a.admins_active
+    FROM visits v
+    JOIN active a ON a.as_of = v.as_of AND a.org_id = v.org_id AND a.w = v.w
+    LEFT JOIN breadth b ON b.as_of = v.as_of AND b.org_id = v.org_id AND b.w = v.w
+),
+people AS (
+    SELECT
+        org_id,
+        sum(CASE WHEN is_key_user THEN 1 ELSE 0 END) AS key_users,
+        sum(CASE WHEN is_key_user OR role = 'admin' THEN 1 ELSE 0 END) AS admins
+    FROM users
+    GROUP BY org_id
+),
+grid AS (
+    SELECT
+        g.as_of, g.period_days,
+        a.org_id, a.name, a.plan, a.is_paid, a.csm, a.seats, a.renewal_date, w.w,
+        coalesce(u.active_users, 0) AS active_users,
+        coalesce(u.visits, 0) AS visits,
+        coalesce(u.minutes, 0.0) AS minutes,
+        coalesce(u.modules_used, 0) AS modules_used,
+        coalesce(u.key_active, 0) AS key_active,
+        coalesce(u.admins_active, 0) AS admins_active,
+        coalesce(p.key_users, 0) AS key_users,
+        coalesce(p.admins, 0) AS admins
+    FROM accounts a
+    CROSS JOIN asof g
+    CROSS JOIN (VALUES (0), (1), (2)) AS w(w)
+    LEFT JOIN usage u ON u.as_of = g.as_of AND u.org_id = a.org_id AND u.w = w.w
+    LEFT JOIN people p ON p.org_id = a.org_id
+    WHERE a.signup_time IS NULL OR CAST(a.signup_time AS DATE) <= g.as_of
+),
+measures AS (
+    SELECT
+        g.*,
+        least(CAST(g.active_users AS DOUBLE) / greatest(coalesce(g.seats, g.active_users), 1), 1.0) AS m_seats,
+        percent_rank() OVER (PARTITION BY g.as_of, g.w ORDER BY g.visits) AS m_visits,
+        percent_rank() OVER (PARTITION BY g.as_of, g.w ORDER BY g.minutes) AS m_duration,
+        least(CAST(g.modules_used AS DOUBLE) / core.modules, 1.0) AS m_breadth,
+        CASE WHEN g.key_users > 0 THEN least(CAST(g.key_active AS DOUBLE) / g.key_users, 1.0) END AS m_key,
+        CASE WHEN g.admins > 0 THEN least(CAST(g.admins_active AS DOUBLE) / g.admins, 1.0) END AS m_admins
+    FROM grid g JOIN core ON core.as_of = g.as_of
+),
+-- Without key users (or admins) on record, the seat measure stands in.
+health AS (
+    SELECT
+        m.*,
+        coalesce(m_key, m_seats) AS m_key_users,
+        100.0 * (
+            ${health.weights.active_seats} * m_seats
+            + ${health.weights.visits} * m_visits
+            + ${health.weights.duration} * m_duration
+            + ${health.weights.breadth} * m_breadth
+            + ${health.weights.key_users} * coalesce(m_key, m_seats)
+        ) / (${health.weights.active_seats} + ${health.weights.visits} + ${health.weights.duration} + ${health.weights.breadth} + ${health.weights.key_users}) AS health
+    FROM measures m
+),
+temp AS (
+    SELECT
+        c.*,
+        -- -100% maps to 0, no change to 0.5, +100% and more to 1; from nothing to something is 1.
+        CASE WHEN p.visits > 0 THEN greatest(least(0.5 + (c.visits - p.visits) * 50.0 / p.visits / 100.0, 1.0), 0.0)
+             WHEN c.visits > 0 THEN 1.0 ELSE 0.0 END AS t_trend,
+        CASE WHEN c.is_paid THEN 1.0 ELSE 0.0 END AS t_paid,
+        CASE WHEN c.renewal_date IS NULL THEN 0.5
+             ELSE greatest(least((CAST(c.renewal_date AS INT) - (CAST(c.as_of AS INT) - c.w * c.period_days)) / ${temperature.renewal_horizon_days}, 1.0), 0.0) END AS t_renewal,
+        CASE WHEN p.active_users > 0 THEN greatest(least(0.5 + (c.active_users - p.active_users) * 50.0 / p.active_users / 100.0, 1.0), 0.0)
+             WHEN c.active_users > 0 THEN 1.0 ELSE 0.0 END AS t_growth,
+        coalesce(c.m_admins, c.m_seats) AS t_admins
+    FROM health c
+    JOIN health p ON p.org_id = c.org_id AND p.as_of = c.as_of AND p.w = c.w + 1
+),
+scored AS (
+    SELECT
+        t.*,
+        100.0 * (
+            ${temperature.weights.trend} * t_trend
+            + ${temperature.weights.paid} * t_paid
+            + ${temperature.weights.renewal} * t_renewal
+            + ${temperature.weights.seat_growth} * t_growth
+            + ${temperature.weights.admins} * t_admins
+        ) / (${temperature.weights.trend} + ${temperature.weights.paid} + ${temperature.weights.renewal} + ${temperature.weights.seat_growth} + ${temperature.weights.admins}) AS temperature
+    FROM temp t
+),
+pairs AS (
+    SELECT
+        c.*,
+        p.health AS health_prev,
+        p.temperature AS temperature_prev,
+        -- Each measure's contribution to the change in health, in points.
+        100.0 * ${health.weights.active_seats} * (c.m_seats - p.m_seats) AS d_seats,
+        100.0 * ${health.weights.visits} * (c.m_visits - p.m_visits) AS d_visits,
+        100.0 * ${health.weights.duration} * (c.m_duration - p.m_duration) AS d_duration,
+        100.0 * ${health.weights.breadth} * (c.m_breadth - p.m_breadth) AS d_breadth,
+        100.0 * ${health.weights.key_users} * (c.m_key_users - p.m_key_users) AS d_key_users
+    FROM scored c
+    JOIN scored p ON p.org_id = c.org_id AND p.as_of = c.as_of AND p.w = 1
+    WHERE c.w = 0
+),
+scores AS (
+    SELECT
+        as_of, org_id, name, plan, is_paid, csm,
+        health,
+        temperature,
+        CASE WHEN health >= ${health.healthy_from} AND temperature >= ${temperature.warm_from} THEN 'healthy and warm'
+             WHEN health >= ${health.healthy_from} THEN 'healthy but cold'
+             WHEN temperature >= ${temperature.warm_from} THEN 'warm but unhealthy'
+             ELSE 'cold and unhealthy' END AS quadrant,
+        CASE WHEN health >= ${health.healthy_from} AND temperature >= ${temperature.warm_from} THEN 'expand or renew'
+             WHEN health >= ${health.healthy_from} THEN 'find out why they do not convert'
+             WHEN temperature >= ${temperature.warm_from} THEN 'train them to use it more often'
+             ELSE 'at risk: intervene' END AS play,
+        CASE WHEN health < ${health.red_below} THEN 'red' WHEN health < ${health.green_from} THEN 'yellow' ELSE 'green' END AS band,
+        health_prev,
+        health - health_prev AS health_change,
+        temperature_prev,
+        temperature - temperature_prev AS temperature_change,
+        CASE greatest(abs(d_seats), abs(d_visits), abs(d_duration), abs(d_breadth), abs(d_key_users))
+            WHEN 0 THEN NULL
+            WHEN abs(d_seats) THEN 'active_seats'
+            WHEN abs(d_visits) THEN 'visits'
+            WHEN abs(d_duration) THEN 'duration'
+            WHEN abs(d_breadth) THEN 'breadth'
+            ELSE 'key_users' END AS moved_most,
+        active_users, seats, visits, minutes, modules_used, key_active AS key_users_active, key_users,
+        m_seats AS active_seat_share, m_visits AS visits_percentile, m_duration AS minutes_percentile, m_breadth AS breadth_share, m_key_users AS key_user_share,
+        t_trend AS trend_score, t_renewal AS renewal_score, t_growth AS growth_score, t_admins AS admins_score
+    FROM pairs
+)
