@@ -1,67 +1,10 @@
 -- Shared by health_scores and health_history (`${part:health_scoring}`).
--- Given `asof` (as_of, period_days: the dates scored and the length of a
--- period) and `ev` (per as_of, the events of its three periods with w = 0
--- for the `period_days` up to as_of and 1, 2 for the periods before), the
--- CTEs up to `scores`: per as_of and account, health, temperature, quadrant,
--- play, band, their change, the measure that moved most, and each measure.
-core AS (
-    SELECT g.as_of, CASE WHEN ${health.all_modules} THEN greatest(coalesce(m.modules, 0), 1) ELSE ${health.core_module_count} END AS modules
-    FROM asof g
-    LEFT JOIN (SELECT as_of, count(DISTINCT module) AS modules FROM ev GROUP BY as_of) m ON m.as_of = g.as_of
-),
--- One DISTINCT per aggregation, so each becomes a plain grouping.
-active AS (
-    SELECT a.as_of, a.org_id, a.w, count(*) AS active_users,
-        sum(CASE WHEN u.is_key_user THEN 1 ELSE 0 END) AS key_active,
-        sum(CASE WHEN u.is_key_user OR u.role = 'admin' THEN 1 ELSE 0 END) AS admins_active
-    FROM (SELECT DISTINCT as_of, org_id, w, user_id FROM ev) a
-    LEFT JOIN users u ON u.user_id = a.user_id
-    GROUP BY a.as_of, a.org_id, a.w
-),
-visits AS (
-    SELECT as_of, org_id, w, count(DISTINCT session_id) AS visits, coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
-    FROM ev
-    GROUP BY as_of, org_id, w
-),
-breadth AS (
-    SELECT as_of, org_id, w, count(DISTINCT module) AS modules_used
-    FROM ev
-    WHERE ${health.all_modules} OR module IN (${health.core_modules})
-    GROUP BY as_of, org_id, w
-),
-usage AS (
-    SELECT v.as_of, v.org_id, v.w, a.active_users, v.visits, v.minutes, coalesce(b.modules_used, 0) AS modules_used, a.key_active, a.admins_active
-    FROM visits v
-    JOIN active a ON a.as_of = v.as_of AND a.org_id = v.org_id AND a.w = v.w
-    LEFT JOIN breadth b ON b.as_of = v.as_of AND b.org_id = v.org_id AND b.w = v.w
-),
-people AS (
-    SELECT
-        org_id,
-        sum(CASE WHEN is_key_user THEN 1 ELSE 0 END) AS key_users,
-        sum(CASE WHEN is_key_user OR role = 'admin' THEN 1 ELSE 0 END) AS admins
-    FROM users
-    GROUP BY org_id
-),
-grid AS (
-    SELECT
-        g.as_of, g.period_days,
-        a.org_id, a.name, a.plan, a.is_paid, a.csm, a.seats, a.renewal_date, w.w,
-        coalesce(u.active_users, 0) AS active_users,
-        coalesce(u.visits, 0) AS visits,
-        coalesce(u.minutes, 0.0) AS minutes,
-        coalesce(u.modules_used, 0) AS modules_used,
-        coalesce(u.key_active, 0) AS key_active,
-        coalesce(u.admins_active, 0) AS admins_active,
-        coalesce(p.key_users, 0) AS key_users,
-        coalesce(p.admins, 0) AS admins
-    FROM accounts a
-    CROSS JOIN asof g
-    CROSS JOIN (VALUES (0), (1), (2)) AS w(w)
-    LEFT JOIN usage u ON u.as_of = g.as_of AND u.org_id = a.org_id AND u.w = w.w
-    LEFT JOIN people p ON p.org_id = a.org_id
-    WHERE a.signup_time IS NULL OR CAST(a.signup_time AS DATE) <= g.as_of
-),
+-- Given `grid` (per as_of, account and window w = 0 for the period_days up
+-- to as_of and 1, 2 for the periods before: usage, seats, key users, admins,
+-- renewal date) and `core` (per as_of, how many core modules count for
+-- breadth), the CTEs up to `scores`: per as_of and account, health,
+-- temperature, quadrant, play, band, their change, the measure that moved
+-- most, and each measure.
 measures AS (
     SELECT
         g.*,

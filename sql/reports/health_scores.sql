@@ -1,14 +1,52 @@
 -- health_scores(as_of DATE, days BIGINT): per account: health 0-100 (share of seats active, visits, minutes, breadth of core modules, key users active), temperature 0-100 (visit trend, paid, time to renewal, user growth, admins and key users active), quadrant and its play, colour band, change against the previous period, and the measure that moved health most
 -- params: as_of DATE, days BIGINT, prev2_start DATE
 -- order: health, org_id
-WITH asof AS (
-    SELECT CAST($1 AS DATE) AS as_of, $2 AS period_days
-),
-ev AS (
+WITH ev AS (
     -- w = 0: the last `days` days up to as_of; w = 1 and 2: the periods before.
-    SELECT CAST($1 AS DATE) AS as_of, org_id, user_id, session_id, duration_ms, module, (CAST($1 AS INT) - CAST(event_date AS INT)) / $2 AS w
+    SELECT org_id, user_id, session_id, duration_ms, module, (CAST($1 AS INT) - CAST(event_date AS INT)) / $2 AS w
     FROM events
     WHERE event_date >= $3 AND event_date <= $1
+),
+core AS (
+    SELECT CAST($1 AS DATE) AS as_of, CASE WHEN ${health.all_modules} THEN greatest(count(DISTINCT module), 1) ELSE ${health.core_module_count} END AS modules
+    FROM ev
+),
+-- One DISTINCT per aggregation, so each becomes a plain grouping.
+active AS (
+    SELECT a.org_id, a.w, count(*) AS active_users,
+        sum(CASE WHEN u.is_key_user THEN 1 ELSE 0 END) AS key_active,
+        sum(CASE WHEN u.is_key_user OR u.role = 'admin' THEN 1 ELSE 0 END) AS admins_active
+    FROM (SELECT DISTINCT org_id, w, user_id FROM ev) a
+    LEFT JOIN users u ON u.user_id = a.user_id
+    GROUP BY a.org_id, a.w
+),
+visits AS (
+    SELECT org_id, w, count(DISTINCT session_id) AS visits, coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
+    FROM ev
+    GROUP BY org_id, w
+),
+breadth AS (
+    SELECT org_id, w, count(DISTINCT module) AS modules_used
+    FROM ev
+    WHERE ${health.all_modules} OR module IN (${health.core_modules})
+    GROUP BY org_id, w
+),
+usage AS (
+    SELECT v.org_id, v.w, a.active_users, v.visits, v.minutes, coalesce(b.modules_used, 0) AS modules_used, a.key_active, a.admins_active
+    FROM visits v
+    JOIN active a ON a.org_id = v.org_id AND a.w = v.w
+    LEFT JOIN breadth b ON b.org_id = v.org_id AND b.w = v.w
+),
+${part:health_people},
+grid AS (
+    SELECT
+        CAST($1 AS DATE) AS as_of, $2 AS period_days,
+        ${part:health_grid_columns}
+    FROM accounts a
+    CROSS JOIN (VALUES (0), (1), (2)) AS w(w)
+    LEFT JOIN usage u ON u.org_id = a.org_id AND u.w = w.w
+    LEFT JOIN people p ON p.org_id = a.org_id
+    WHERE a.signup_time IS NULL OR CAST(a.signup_time AS DATE) <= $1
 ),
 ${part:health_scoring}
 SELECT * EXCLUDE (as_of) FROM scores
