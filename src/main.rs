@@ -23,9 +23,28 @@ fn no_transparent_huge_pages() {
 #[cfg(not(target_os = "linux"))]
 fn no_transparent_huge_pages() {}
 
+/// Output piped into a reader that stops (`vitals sql ... | head`) ends the
+/// process quietly, as for any Unix tool, instead of a panic in `println!`.
+/// Not for the commands that serve: a client that hangs up must not end a server.
+#[cfg(unix)]
+fn quiet_on_closed_pipe(command: &vitals::cli::Command) {
+    if matches!(command, vitals::cli::Command::Serve(_) | vitals::cli::Command::Tour(_)) {
+        return;
+    }
+    // SAFETY: restores the default action of one signal for this process,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_pipe(_: &vitals::cli::Command) {}
+
 fn main() {
     no_transparent_huge_pages();
     let cli = vitals::cli::Cli::parse();
+    quiet_on_closed_pipe(&cli.command);
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -196,3 +197,12 @@ def test_the_tour_in_a_terminal_keeps_the_dashboard_up_until_ctrl_c(demo_lake):
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_output_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
+    # `true` reads nothing and exits at once: every line vitals prints meets a closed pipe.
+    cmd = f"'{vitals_bin()}' demo --lake '{tmp_path / 'lake'}' --accounts 20 --days 20 | true"
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    assert "panicked" not in p.stderr and p.stderr.strip() == "", p.stderr
+    # The demo was written all the same (the output comes after the commit).
+    assert sql_json(tmp_path / "lake", "SELECT count(DISTINCT org_id) AS n FROM accounts")[0]["n"] == 20
