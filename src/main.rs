@@ -31,10 +31,15 @@ fn quiet_on_closed_pipe(command: &vitals::cli::Command) {
     if matches!(command, vitals::cli::Command::Serve(_) | vitals::cli::Command::Tour(_)) {
         return;
     }
-    // SAFETY: restores the default action of one signal for this process,
-    // before any other thread exists.
+    // SAFETY: restores the default action of one signal and unblocks it (a
+    // parent may have left it blocked, and a blocked SIGPIPE turns into the
+    // error that panics), before any other thread exists.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
     }
 }
 

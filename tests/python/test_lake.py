@@ -201,8 +201,14 @@ def test_the_tour_in_a_terminal_keeps_the_dashboard_up_until_ctrl_c(demo_lake):
 
 def test_output_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
     # `true` reads nothing and exits at once: every line vitals prints meets a closed pipe.
+    # Also when the parent left SIGPIPE blocked (some CI runners do).
     cmd = f"'{vitals_bin()}' demo --lake '{tmp_path / 'lake'}' --accounts 20 --days 20 | true"
-    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    import signal
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
+    try:
+        p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
     assert "panicked" not in p.stderr and p.stderr.strip() == "", p.stderr
     # The demo was written all the same (the output comes after the commit).
     assert sql_json(tmp_path / "lake", "SELECT count(DISTINCT org_id) AS n FROM accounts")[0]["n"] == 20
