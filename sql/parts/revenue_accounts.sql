@@ -2,7 +2,8 @@
 -- the calendar periods from the one holding `from` to the one holding
 -- `to`, and each account's MRR in force on the day before each period and on
 -- its last day (on `to` for the period holding it), with the plans in force
--- then and the last day in the period a row started or ended.
+-- then and the last day in the period a row started or ended; and `first_paid`,
+-- each account's first day with MRR above 0 (new or reactivation).
 periods AS (
     SELECT
         CAST(p AS DATE) AS period_start,
@@ -27,4 +28,7 @@ account_mrr AS (
     FROM periods p
     JOIN subscriptions s ON s.starts_on <= p.period_end AND (s.ends_on IS NULL OR s.ends_on > p.start_day)
     GROUP BY p.period_start, p.period_end, s.org_id
+),
+first_paid AS (
+    SELECT org_id, min(starts_on) AS first_paid FROM subscriptions WHERE mrr > 0 GROUP BY org_id
 )

@@ -3,10 +3,7 @@
 -- dates: any
 -- needs: subscriptions
 -- order: period_start, kind, org_id
-WITH ${part:revenue_accounts},
-first_paid AS (
-    SELECT org_id, min(starts_on) AS first_paid FROM subscriptions WHERE mrr > 0 GROUP BY org_id
-)
+WITH ${part:revenue_accounts}
 SELECT
     m.period_start,
     m.org_id,

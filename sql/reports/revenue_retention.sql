@@ -4,9 +4,6 @@
 -- needs: subscriptions
 -- order: period_start
 WITH ${part:revenue_accounts},
-first_paid AS (
-    SELECT org_id, min(starts_on) AS first_paid FROM subscriptions WHERE mrr > 0 GROUP BY org_id
-),
 moves AS (
     SELECT
         m.period_start,

@@ -586,6 +586,11 @@ fn validate(batch: RecordBatch, table: Table, place: impl Fn(usize) -> String) -
     Ok((strict, bad_rows))
 }
 
+/// A Date32 value as the date it is (the raw number when it leaves the calendar).
+fn day(d: i32) -> String {
+    NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d))).map_or_else(|| d.to_string(), |d| d.to_string())
+}
+
 /// What is wrong with one subscriptions row beyond missing values: MRR must
 /// be a finite amount, not negative, and a span must end after it starts.
 fn subscription_problem(mrr: Option<f64>, starts_on: Option<i32>, ends_on: Option<i32>) -> Option<(&'static str, String)> {
@@ -596,7 +601,6 @@ fn subscription_problem(mrr: Option<f64>, starts_on: Option<i32>, ends_on: Optio
     }
     match (starts_on, ends_on) {
         (Some(s), Some(e)) if e <= s => {
-            let day = |d: i32| NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d))).map_or_else(|| d.to_string(), |d| d.to_string());
             Some(("ends_on", format!("ends_on ({}) must be after starts_on ({}): ends_on is the first day no longer paid for", day(e), day(s))))
         }
         _ => None,
@@ -614,7 +618,6 @@ fn check_subscriptions(batch: &RecordBatch) -> Result<()> {
     let (orgs, subs) = (string("org_id")?, string("subscription_id")?);
     let starts = batch.column(schema.index_of("starts_on")?).as_primitive::<arrow::datatypes::Date32Type>().clone();
     let ends = batch.column(schema.index_of("ends_on")?).as_primitive::<arrow::datatypes::Date32Type>().clone();
-    let day = |d: i32| NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d))).map_or_else(|| d.to_string(), |d| d.to_string());
     let end_text = |row: usize| if ends.is_valid(row) { day(ends.value(row)) } else { "open".to_string() };
     let mut rows: Vec<usize> = (0..batch.num_rows()).collect();
     rows.sort_by(|&a, &b| subs[a].cmp(&subs[b]).then(starts.value(a).cmp(&starts.value(b))));

@@ -43,8 +43,8 @@ pub struct LakeFacts {
     pub org_ids: Option<Arc<HashSet<String>>>,
     /// The event names in the lake, looked up the first time a report needs them.
     pub event_names: EventNames,
-    /// Whether the lake has a subscriptions table (the revenue reports need one).
-    pub subscriptions: bool,
+    /// The tables without any file in the lake (optional ones such as subscriptions).
+    pub empty_tables: Vec<Table>,
 }
 
 /// The lake's event names, looked up the first time a report needs them.
@@ -110,8 +110,8 @@ impl FactsSource {
             // Not prepared for this session: no dates rather than the whole lake's.
             Some(_) => self.scoped_days.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or((None, None), |c| (c.1, c.2)),
         };
-        let subscriptions = !snapshot.files(Table::Subscriptions).is_empty();
-        LakeFacts { first_day, last_day, org_ids, event_names, subscriptions }
+        let empty_tables = Table::ALL.into_iter().filter(|t| snapshot.files(*t).is_empty()).collect();
+        LakeFacts { first_day, last_day, org_ids, event_names, empty_tables }
     }
 }
 
@@ -666,10 +666,13 @@ impl TableFunctionImpl for ReportFunction {
         let facts = self.facts.facts(call.session());
         // Planned all the same (the table is registered, empty), so its columns
         // are known; running it says what is missing.
-        let refusal = (self.template.needs == Some(Table::Subscriptions) && !facts.subscriptions).then(|| {
+        let refusal = self.template.needs.filter(|t| facts.empty_tables.contains(t)).map(|t| {
+            let columns: Vec<String> = t.schema().fields().iter().map(|c| c.name().clone()).collect();
             format!(
-                "{}: the lake has no subscriptions; load them with `vitals ingest --table subscriptions FILE` (columns org_id, subscription_id, plan, mrr, starts_on, ends_on, seats)",
-                self.template.name
+                "{}: the lake has no {table}; load them with `vitals ingest --table {table} FILE` (columns {})",
+                self.template.name,
+                columns.join(", "),
+                table = t.name()
             )
         });
         let args = self.args(&facts, call.exprs())?;

@@ -45,29 +45,21 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             s.insert("end_us".into(), (us(facts.last_day.unwrap_or_default()) + 86_400_000_000).to_string());
         }
         "health_history" => {
-            let every = args.int("every")?;
-            if every < 86_400 || every % 86_400 != 0 {
-                return plan_err!("health_history: every must be a whole number of days, at least 1, got {every} seconds");
-            }
+            let every_days = whole_days(name, "every", args.int("every")?)?;
             let (from, to, days) = (args.date("from")?, args.date("to")?, args.int("days")?);
-            let every_days = every / 86_400;
-            let from_day = (from - NaiveDate::default()).num_days();
-            // Dates from `from` up to `to`; days is at most 3660 and the dates lie in the data, so none of this overflows.
+            // days is checked to 1..=3660 and the dates lie in the data.
             let points = (to - from).num_days() / every_days + 1;
-            s.insert("from_day".into(), from_day.to_string());
+            s.insert("from_day".into(), (from - NaiveDate::default()).num_days().to_string());
             s.insert("every_days".into(), every_days.to_string());
             s.insert("points".into(), points.to_string());
-            s.insert("history_first_day".into(), format!("DATE '{}'", from - chrono::Duration::days(3 * days - 1)));
+            let first = super::shift(name, "from", from, 1 - 3 * days)?;
+            s.insert("history_first_day".into(), format!("DATE '{first}'"));
         }
         "alerts" => {
-            let lookback = args.int("lookback")?;
-            if lookback < 86_400 || lookback % 86_400 != 0 {
-                return plan_err!("alerts: lookback must be a whole number of days, at least 1, got {lookback} seconds");
-            }
-            let days = lookback / 86_400;
+            let days = whole_days(name, "lookback", args.int("lookback")?)?;
             let as_of = args.date("as_of")?;
             // The lookback starts no earlier than the data.
-            let from = as_of - chrono::Duration::days(days);
+            let from = super::shift(name, "as_of", as_of, -days)?;
             let from = facts.first_day.map_or(from, |first| from.max(first));
             s.insert("lookback_days".into(), days.to_string());
             s.insert("lookback_from".into(), format!("DATE '{from}'"));
@@ -84,6 +76,14 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
         _ => {}
     }
     Ok(s)
+}
+
+/// An interval argument (in seconds) that must be whole days, at least one: the days.
+fn whole_days(f: &str, name: &str, seconds: i64) -> Result<i64> {
+    if seconds < 86_400 || seconds % 86_400 != 0 {
+        return plan_err!("{f}: {name} must be a whole number of days, at least 1, got {seconds} seconds");
+    }
+    Ok(seconds / 86_400)
 }
 
 fn funnel(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Result<()> {
