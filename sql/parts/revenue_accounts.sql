@@ -3,7 +3,9 @@
 -- `to`, and each account's MRR in force on the day before each period and on
 -- its last day (on `to` for the period holding it), with the plans in force
 -- then and the last day in the period a row started or ended; and `first_paid`,
--- each account's first day with MRR above 0 (new or reactivation).
+-- each account's first day with MRR above 0 (new or reactivation). MRR is
+-- summed as a decimal of 6 places: sums of doubles depend on the order rows
+-- arrive in, and a report must give the same figures on every run.
 periods AS (
     SELECT
         CAST(p AS DATE) AS period_start,
@@ -18,8 +20,8 @@ account_mrr AS (
         p.period_start,
         p.period_end,
         s.org_id,
-        round(sum(CASE WHEN s.starts_on <= p.start_day AND (s.ends_on IS NULL OR s.ends_on > p.start_day) THEN s.mrr ELSE 0.0 END), 6) AS mrr_start,
-        round(sum(CASE WHEN s.starts_on <= p.period_end AND (s.ends_on IS NULL OR s.ends_on > p.period_end) THEN s.mrr ELSE 0.0 END), 6) AS mrr_end,
+        sum(CASE WHEN s.starts_on <= p.start_day AND (s.ends_on IS NULL OR s.ends_on > p.start_day) THEN CAST(s.mrr AS DECIMAL(38, 6)) ELSE 0 END) AS mrr_start,
+        sum(CASE WHEN s.starts_on <= p.period_end AND (s.ends_on IS NULL OR s.ends_on > p.period_end) THEN CAST(s.mrr AS DECIMAL(38, 6)) ELSE 0 END) AS mrr_end,
         array_to_string(array_sort(array_distinct(array_agg(CASE WHEN s.starts_on <= p.start_day AND (s.ends_on IS NULL OR s.ends_on > p.start_day) THEN s.plan END))), ', ') AS plan_before,
         array_to_string(array_sort(array_distinct(array_agg(CASE WHEN s.starts_on <= p.period_end AND (s.ends_on IS NULL OR s.ends_on > p.period_end) THEN s.plan END))), ', ') AS plan_after,
         -- A row starting or ending (the first day not paid for) inside the period changed it.

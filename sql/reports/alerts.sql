@@ -4,7 +4,8 @@
 -- stage hist
 SELECT * FROM health_history({{lookback_from}}, {{as_of}}, '1 day', {{days}});
 -- What the rules may look at: the scores, the account's renewal and ARR,
--- and its MRR on the day and `lookback` days before (NULL without subscriptions).
+-- and its MRR on the day and `lookback` days before (NULL without subscriptions;
+-- summed as decimals, so that the figures do not depend on the rows' order).
 -- stage facts
 SELECT
     h.*,
@@ -14,16 +15,16 @@ SELECT
     a.arr,
     a.renewal_date,
     CAST(a.renewal_date AS BIGINT) - CAST(h.as_of AS BIGINT) AS days_to_renewal,
-    m.mrr,
-    m.mrr - m.mrr_before AS mrr_change
+    CAST(m.mrr AS DOUBLE) AS mrr,
+    CAST(m.mrr - m.mrr_before AS DOUBLE) AS mrr_change
 FROM hist h
 LEFT JOIN accounts a ON a.org_id = h.org_id
 LEFT JOIN (
     SELECT
         d.as_of,
         s.org_id,
-        sum(CASE WHEN s.starts_on <= d.as_of AND (s.ends_on IS NULL OR s.ends_on > d.as_of) THEN s.mrr ELSE 0.0 END) AS mrr,
-        sum(CASE WHEN s.starts_on <= d.as_of - {{lookback_days}} AND (s.ends_on IS NULL OR s.ends_on > d.as_of - {{lookback_days}}) THEN s.mrr ELSE 0.0 END) AS mrr_before
+        sum(CASE WHEN s.starts_on <= d.as_of AND (s.ends_on IS NULL OR s.ends_on > d.as_of) THEN CAST(s.mrr AS DECIMAL(38, 6)) ELSE 0 END) AS mrr,
+        sum(CASE WHEN s.starts_on <= d.as_of - {{lookback_days}} AND (s.ends_on IS NULL OR s.ends_on > d.as_of - {{lookback_days}}) THEN CAST(s.mrr AS DECIMAL(38, 6)) ELSE 0 END) AS mrr_before
     FROM (SELECT DISTINCT as_of FROM hist) d
     CROSS JOIN subscriptions s
     GROUP BY d.as_of, s.org_id

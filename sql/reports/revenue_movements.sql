@@ -16,9 +16,9 @@ SELECT
         WHEN m.mrr_end > m.mrr_start THEN 'expansion'
         ELSE 'contraction'
     END AS kind,
-    m.mrr_start AS mrr_before,
-    m.mrr_end AS mrr_after,
-    m.mrr_end - m.mrr_start AS mrr_change,
+    CAST(m.mrr_start AS DOUBLE) AS mrr_before,
+    CAST(m.mrr_end AS DOUBLE) AS mrr_after,
+    CAST(m.mrr_end - m.mrr_start AS DOUBLE) AS mrr_change,
     greatest(m.last_start, m.last_end) AS changed_on,
     nullif(m.plan_before, '') AS plan_before,
     nullif(m.plan_after, '') AS plan_after

@@ -25,6 +25,7 @@ use crate::lake::tables::{PinnedSnapshot, Scope};
 use crate::lake::{self, Lake, LakeError, Table};
 use crate::reports::{self, FactsSource};
 
+mod dependencies;
 pub mod kind;
 mod routines;
 
@@ -146,7 +147,13 @@ impl Engine {
         if let Some(limit) = args.memory_limit {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
         }
-        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime.build_arc()?)
+            .with_default_features()
+            .with_optimizer_rules(dependencies::optimizer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         lake::tables::register(&ctx, &live, scope.as_ref())?;
         let mut catalog: Vec<CatalogEntry> = Table::ALL
             .iter()
