@@ -34,6 +34,8 @@
       'account.key_chart': 'Minutes per user: this period and the one before', 'account.users': 'Users', 'account.modules': 'Share of time per module (100% per day)',
       'user.usage': 'Days of use: visits, page views and minutes', 'nav.user': 'User',
       'account.lifecycle': 'Lifecycle and milestones', 'account.interventions': 'CSM interventions and their effect', 'account.health': 'Health',
+      'account.timeline': 'What happened, in order (last 90 days)', 'timeline.usage': 'usage', 'timeline.milestone': 'milestone', 'timeline.key_user_stopped': 'key user stopped',
+      'timeline.band_change': 'band change', 'timeline.alert': 'alert', 'timeline.intervention': 'intervention', 'timeline.subscription': 'subscription',
       'product.title': 'Product', 'product.sub': 'Sign-up funnel, retention, the early behaviour that predicts it, and where time goes.',
       'product.funnel': 'Funnel', 'product.retention': 'Retention by cohort (% of the cohort)', 'product.curve': 'Retention curve',
       'product.magic': 'Magic number: early behaviour that predicts retention', 'product.features': 'Feature retention (percentage points with vs. without)',
@@ -74,6 +76,8 @@
       'account.key_chart': '每位用户的使用时长（分钟）：本期与上期', 'account.users': '用户', 'account.modules': '各模块使用时长占比（每天 100%）',
       'user.usage': '每日使用：访问、浏览量与时长', 'nav.user': '用户',
       'account.lifecycle': '生命周期与里程碑', 'account.interventions': '客户成功经理的干预及效果', 'account.health': '健康度',
+      'account.timeline': '账户时间线（近 90 天）', 'timeline.usage': '使用', 'timeline.milestone': '里程碑', 'timeline.key_user_stopped': '关键用户停用',
+      'timeline.band_change': '健康色带变化', 'timeline.alert': '预警', 'timeline.intervention': '干预', 'timeline.subscription': '订阅',
       'product.title': '产品', 'product.sub': '注册漏斗、留存、预测留存的早期行为，以及时间花在哪里。',
       'product.funnel': '转化漏斗', 'product.retention': '分组留存（占分组的 %）', 'product.curve': '留存曲线',
       'product.magic': '魔法数字：预测留存的早期行为', 'product.features': '功能留存（使用与未使用相差的百分点）',
@@ -96,7 +100,7 @@
       stage: 'Stage', user_id: 'User', role: 'Role', is_key_user: 'Key user', logins: 'Logins', visits: 'Visits', duration_min: 'Minutes',
       minutes: 'Minutes', active_users: 'Active users', login_users: 'Login users', page_views: 'Page views', last_seen: 'Last seen',
       health_change: 'Health change', moved_most: 'Moved most', users: 'Users', dropped: 'Dropped', event: 'Event', step: 'Step',
-      kind: 'Kind', at: 'At', change_pct: 'Change %', effect_pct_points: 'Effect (pct points)', milestones: 'Milestones',
+      kind: 'Kind', detail: 'What happened', change: 'Change', who: 'Who', at: 'At', change_pct: 'Change %', effect_pct_points: 'Effect (pct points)', milestones: 'Milestones',
       next_milestone: 'Next milestone', days_to_first_value: 'Days to first value', key_users_lost: 'Key users lost', rank: 'Rank',
       retained_pct: 'Retained %', cohort_start: 'Cohort', period_k: 'Period', share_pct: 'Share %', module: 'Module', day: 'Day',
       pages_per_visit: 'Pages per visit', breakdown: 'Breakdown', conversion_from_previous_pct: 'From previous step %',
@@ -112,7 +116,7 @@
       stage: '阶段', user_id: '用户', role: '角色', is_key_user: '关键用户', logins: '登录次数', visits: '访问次数', duration_min: '时长（分钟）',
       minutes: '时长（分钟）', active_users: '活跃用户', login_users: '登录用户', page_views: '浏览量', last_seen: '最近活跃',
       health_change: '健康度变化', moved_most: '变化最大的指标', users: '用户数', dropped: '流失', event: '事件', step: '步骤',
-      kind: '类型', at: '时间', change_pct: '变化 %', effect_pct_points: '效果（百分点）', milestones: '里程碑',
+      kind: '类型', detail: '发生了什么', change: '变化', who: '人员', at: '时间', change_pct: '变化 %', effect_pct_points: '效果（百分点）', milestones: '里程碑',
       next_milestone: '下一个里程碑', days_to_first_value: '首次价值天数', key_users_lost: '流失关键用户', rank: '排名',
       retained_pct: '留存 %', cohort_start: '分组', period_k: '周期', share_pct: '占比 %', module: '模块', day: '日期',
       visitors: '访客', new_users: '新用户', bounce_rate_pct: '跳出率 %', signup_rate_pct: '注册率 %', conversion_pct: '转化率 %',
@@ -256,6 +260,7 @@
       else if (c === 'name' && r.user_id && opts.userOf) content = h('a', { href: link('user', r.user_id, Object.assign({ org: opts.userOf }, opts.keep)) }, fmt(v ?? r.user_id));
       else if (c === 'band' && v) content = [h('span', { class: `band ${v}` }), word('band', v)];
       else if (c === 'stage') content = word('stage', v);
+      else if (c === 'kind' && opts.kinds) content = word(opts.kinds, v);
       if (/_change_pct$|^change_pct$|^health_change$/.test(c) && typeof v === 'number') return h('td', { class: `num ${v < 0 ? 'down' : v > 0 ? 'up' : ''}` }, (v > 0 ? '+' : '') + fmt(v));
       return h('td', { class: typeof v === 'number' ? 'num' : '' }, content);
     })));
@@ -533,9 +538,10 @@
     const life = card(tr('account.lifecycle'), 'w4');
     const interventions = card(tr('account.interventions'), 'w12');
     const history = card(tr('account.health_history'), 'w12');
+    const timeline = card(tr('account.timeline'), 'w12');
     fill(main, title, sub, controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
       { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('account', org, v); }),
-    h('div', { class: 'grid' }, kpis.el, history.el, usage.el, keyUsers.el, modules.el, life.el, interventions.el));
+    h('div', { class: 'grid' }, kpis.el, history.el, usage.el, keyUsers.el, modules.el, life.el, interventions.el, timeline.el));
     const lifecycle = report('account_lifecycle', { as_of }).then((r) => r.rows.find((x) => x.org_id === org));
     const health = report('health_scores', { as_of, days }).then((r) => r.rows.find((x) => x.org_id === org));
     return [
@@ -591,6 +597,12 @@
           dl.append(h('dt', {}, colName(k)), h('dd', {}, fmt(v)));
         }
         fill(life.body, dl);
+      }),
+      guard(timeline, async () => {
+        // Newest first: what a CSM reads before a call.
+        const r = await report('account_timeline', { org_id: org, from, to: as_of, days });
+        const rows = r.rows.slice().sort((a, b) => (a.day === b.day ? a.kind_rank - b.kind_rank : a.day < b.day ? 1 : -1));
+        fill(timeline.body, table(rows, ['day', 'kind', 'detail', 'change', 'who'], { kinds: 'timeline' }));
       }),
       guard(interventions, async () => {
         const r = await report('intervention_effect', { days: Math.min(days, 30) });

@@ -1,4 +1,4 @@
--- intervention_effect(days BIGINT): for each CSM intervention: visits per day in the `days` before and after it (the day itself left out; the after window ends with the data), against accounts without interventions matched on plan and prior trend (or on trend alone when no account of the plan matches; prior trend = visits before against the `days` before that); effect = the account's change minus the matched accounts' average change, in percentage points
+-- intervention_effect(days BIGINT): for each CSM intervention: visits per day in the `days` before and after it (the day itself left out; the after window ends with the data), against accounts without interventions matched on plan and prior trend (or on trend alone when no account of the plan matches; prior trend = visits before against the `days` before that); effect = the account's change minus the matched accounts' average change, in percentage points; and the same for MRR, from the intervention day to 90 days later (cut at the data's end), where subscriptions exist
 -- order: at, org_id
 -- stage daily
 -- Visits per account and day.
@@ -95,6 +95,36 @@ controls AS (
         CASE WHEN plan_controls > 0 THEN plan_change ELSE trend_change END AS control_change,
         CASE WHEN plan_controls > 0 THEN 'plan and trend' WHEN trend_controls > 0 THEN 'trend' END AS matched_on
     FROM matches
+),
+-- MRR (summed as decimals) of every account on each intervention day and 90
+-- days later, cut at the data's end; an account paying nothing on the day has
+-- no MRR change.
+mrr_on AS (
+    SELECT
+        w.dn, w.end_dn, s.org_id,
+        sum(CASE WHEN CAST(s.starts_on AS INT) <= w.dn AND (s.ends_on IS NULL OR CAST(s.ends_on AS INT) > w.dn) THEN CAST(s.mrr AS DECIMAL(38, 6)) ELSE 0 END) AS mrr_before,
+        sum(CASE WHEN CAST(s.starts_on AS INT) <= w.end_dn AND (s.ends_on IS NULL OR CAST(s.ends_on AS INT) > w.end_dn) THEN CAST(s.mrr AS DECIMAL(38, 6)) ELSE 0 END) AS mrr_after
+    FROM (SELECT DISTINCT iv.dn, least(iv.dn + 90, b.last_dn) AS end_dn FROM iv CROSS JOIN bounds b) w
+    CROSS JOIN subscriptions s
+    GROUP BY w.dn, w.end_dn, s.org_id
+),
+mrr_rates AS (
+    SELECT dn, end_dn, org_id, CAST(mrr_before AS DOUBLE) AS mrr_before, CAST(mrr_after AS DOUBLE) AS mrr_after,
+        change_pct(CAST(mrr_after AS DOUBLE), CAST(mrr_before AS DOUBLE)) AS mrr_change
+    FROM mrr_on
+),
+-- The MRR change of the accounts the visits were matched against (those of them that pay).
+mrr_matches AS (
+    SELECT
+        t.org_id, t.at,
+        count(CASE WHEN r.plan = t.plan THEN m.mrr_change END) AS plan_controls,
+        avg(CASE WHEN r.plan = t.plan THEN m.mrr_change END) AS plan_change,
+        count(m.mrr_change) AS trend_controls,
+        avg(m.mrr_change) AS trend_change
+    FROM treated t
+    JOIN rates r ON NOT r.is_treated AND r.dn = t.dn AND r.bucket = t.bucket AND r.change IS NOT NULL
+    JOIN mrr_rates m ON m.org_id = r.org_id AND m.dn = t.dn AND m.mrr_change IS NOT NULL
+    GROUP BY t.org_id, t.at
 )
 SELECT
     t.org_id,
@@ -110,6 +140,15 @@ SELECT
     CAST(c.controls AS BIGINT) AS matched_accounts,
     c.control_change AS matched_change_pct,
     c.matched_on,
-    t.change - c.control_change AS effect_pct_points
+    t.change - c.control_change AS effect_pct_points,
+    m.mrr_before,
+    m.mrr_after,
+    CAST(least(t.dn + 90, (SELECT max(dn) FROM daily)) - t.dn AS BIGINT) AS mrr_days_after,
+    m.mrr_change AS mrr_change_pct,
+    CAST(CASE WHEN c.matched_on = 'plan and trend' THEN coalesce(mm.plan_controls, 0) WHEN c.matched_on = 'trend' THEN coalesce(mm.trend_controls, 0) ELSE 0 END AS BIGINT) AS matched_mrr_accounts,
+    CASE WHEN c.matched_on = 'plan and trend' THEN mm.plan_change WHEN c.matched_on = 'trend' THEN mm.trend_change END AS matched_mrr_change_pct,
+    m.mrr_change - CASE WHEN c.matched_on = 'plan and trend' THEN mm.plan_change WHEN c.matched_on = 'trend' THEN mm.trend_change END AS mrr_effect_pct_points
 FROM treated t
 JOIN controls c ON c.org_id = t.org_id AND c.at = t.at
+LEFT JOIN mrr_rates m ON m.org_id = t.org_id AND m.dn = t.dn
+LEFT JOIN mrr_matches mm ON mm.org_id = t.org_id AND mm.at = t.at

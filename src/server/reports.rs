@@ -254,4 +254,7 @@ impl proto::reports_server::Reports for ReportService {
     async fn revenue_movements(&self, r: Request<proto::RevenueMovementsRequest>) -> Result<Response<proto::RevenueMovementsResponse>, Status> {
         self.run("revenue_movements", "RevenueMovements", r).await
     }
+    async fn account_timeline(&self, r: Request<proto::AccountTimelineRequest>) -> Result<Response<proto::AccountTimelineResponse>, Status> {
+        self.run("account_timeline", "AccountTimeline", r).await
+    }
 }

@@ -179,6 +179,11 @@ def test_a_declining_account_shows_usage_and_key_users(server, seen):
     assert len(rows) == 13
     today = next(r for r in api(server, "health_scores", token="csm-secret", days=14) if r["org_id"] == first)
     assert max(rows, key=lambda r: r["as_of"])["health"] == today["health"]
+    # The timeline: one table row per account_timeline row of the page's 90 days.
+    story = api(server, "account_timeline", token="csm-secret", org_id=first, days=14, **{"from": first_day.isoformat(), "to": last.isoformat()})
+    assert {r["kind"] for r in story} >= {"usage"}
+    timeline = next(t for t in page["tables"] if t["title"] == "What happened, in order (last 90 days)")
+    assert timeline["rows"] == len(story)
 
 
 def test_from_the_account_to_a_user(server, seen):

@@ -161,6 +161,7 @@ class Gen:
             f"health_history('{d()}', '{d()}', '{self.pick(['7 days', '3 days', '0', '36 hours'])}', {n()})",
             f"alerts('{d()}', '{self.pick(['14 days', '1 day', '12 hours'])}')",
             f"revenue_retention('{self.pick(['month', 'quarter', 'day'])}', '{d()}', '{d()}')", f"revenue_movements('{d()}', '{d()}')",
+            f"account_timeline('{org}', '{d()}', '{d()}', {n()})",
         ]
         return f"SELECT * FROM {self.pick(calls).replace(chr(39) + 'NULL' + chr(39), 'NULL')}"
 

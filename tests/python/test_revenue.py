@@ -241,3 +241,49 @@ def test_revenue_reports_on_a_lake_without_subscriptions_say_so(tmp_path):
     assert [r["org_id"] for r in rows] == ["acme", "beta", "coda"]
     listing = json.loads(run("report", "--lake", lake, "--format", "json", "account_usage", "2024-01-14", "7").stdout)
     assert len(listing) == 3
+    # And the account's timeline, without subscription rows.
+    story = sql_json(lake, "SELECT kind FROM account_timeline('acme', '2023-12-31', '2024-01-15')")
+    kinds = {r["kind"] for r in story}
+    assert "usage" in kinds and "subscription" not in kinds, kinds
+    effect = sql_json(lake, "SELECT mrr_before, mrr_change_pct, matched_mrr_accounts FROM intervention_effect(7)")
+    assert effect == [] or all(r["mrr_before"] is None and r["mrr_change_pct"] is None for r in effect)
+
+
+def test_intervention_mrr_outcome_equals_pandas(demo):
+    """intervention_effect's MRR columns from the raw subscriptions: MRR in
+    force on the intervention day and 90 days later (cut at the last day with
+    events), its change, and the effect = change - the matched accounts'."""
+    lake, _ = demo
+    subs = ds.dataset(lake / "subscriptions", format="parquet").to_table().to_pandas()
+    subs["starts_on"] = pd.to_datetime(subs["starts_on"])
+    subs["ends_on"] = pd.to_datetime(subs["ends_on"])
+    last = pd.Timestamp(sql_json(lake, "SELECT CAST(max(event_date) AS VARCHAR) AS d FROM events")[0]["d"])
+
+    def mrr(org, day):
+        s = subs[(subs["org_id"] == org) & (subs["starts_on"] <= day) & (subs["ends_on"].isna() | (subs["ends_on"] > day))]
+        return float(s["mrr"].sum())
+
+    rows = sql_json(lake, "SELECT * FROM intervention_effect(7)")
+    assert rows
+    for r in rows:
+        day = pd.Timestamp(r["at"][:10])
+        end = min(day + pd.Timedelta(days=90), last)
+        assert r["mrr_days_after"] == (end - day).days
+        if not (subs["org_id"] == r["org_id"]).any():
+            # An account without subscriptions has no MRR, not 0.
+            assert r.get("mrr_before") is None and r.get("mrr_change_pct") is None, r
+            continue
+        before, after = mrr(r["org_id"], day), mrr(r["org_id"], end)
+        assert r["mrr_before"] == pytest.approx(before, abs=1e-5), r
+        assert r["mrr_after"] == pytest.approx(after, abs=1e-5), r
+        if before > 0:
+            assert r["mrr_change_pct"] == pytest.approx(100 * (after - before) / before, abs=1e-6), r
+        else:
+            assert r.get("mrr_change_pct") is None
+        assert r["matched_mrr_accounts"] <= r["matched_accounts"]
+        if r.get("matched_mrr_change_pct") is not None and r.get("mrr_change_pct") is not None:
+            assert r["mrr_effect_pct_points"] == pytest.approx(r["mrr_change_pct"] - r["matched_mrr_change_pct"])
+        else:
+            assert r.get("mrr_effect_pct_points") is None
+    # The demo's interventions are on paying accounts with paying matches.
+    assert any(r["matched_mrr_accounts"] > 0 and r.get("mrr_effect_pct_points") is not None for r in rows)

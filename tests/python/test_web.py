@@ -33,6 +33,7 @@ NEEDED = {
     "funnel": {"steps": "signup,create_project,invite_user,upgrade", "breakdown": "utm_source"},
     "retention_matrix": {"cohort_event": "signup", "return_event": "login"},
     "key_user_usage": {"org_id": ORG_A},
+    "account_timeline": {"org_id": ORG_A},
     "user_lifecycle": {"period": "week"},
     "intervention_effect": {"days": "7"},
 }
