@@ -599,7 +599,9 @@
         fill(life.body, dl);
       }),
       guard(timeline, async () => {
-        // Newest first: what a CSM reads before a call.
+        // Newest first: what a CSM reads before a call. Asked last: it scores every
+        // account day by day for its alerts, the costliest part of the page.
+        await Promise.allSettled([lifecycle, health]);
         const r = await report('account_timeline', { org_id: org, from, to: as_of, days });
         const rows = r.rows.slice().sort((a, b) => (a.day === b.day ? a.kind_rank - b.kind_rank : a.day < b.day ? 1 : -1));
         fill(timeline.body, table(rows, ['day', 'kind', 'detail', 'change', 'who'], { kinds: 'timeline' }));

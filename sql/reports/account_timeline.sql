@@ -1,11 +1,11 @@
--- account_timeline(org_id VARCHAR, from DATE = first, to DATE = last, days BIGINT = 7): one account's story in time order: its usage week by week with the change in visits per day against the week before, the milestones it reached, key users who stopped (no use in the `days` days up to `to`), health band changes (scored every 7 days from `from` over periods of `days`), the alerts open on `to` (from the day they were first seen), interventions, and subscription starts, changes and ends
+-- account_timeline(org_id VARCHAR, from DATE = first, to DATE = last, days BIGINT = 7): one account's story in time order: its usage week by week with the change in visits per day against the week before, the milestones it reached, key users who stopped (no use in the `days` days up to `to`), health band changes (scored every 7 days from `from` over periods of `days`), the alerts open on `to` (from the day they were first seen within the 14 days before), interventions, and subscription starts, changes and ends
 -- order: day, kind_rank, detail
 -- The account's health every 7 days from `from`, scored among all accounts.
 -- stage hist
 SELECT as_of, band, health FROM health_history({{from}}, {{to}}, '7 days', {{days}}, {{org_id}});
--- The alerts open on `to`.
+-- The alerts open on `to`, looked for over the 14 days before it.
 -- stage open_alerts
-SELECT rule, severity, first_seen, reason FROM alerts({{to}}, '28 days', {{days}}) WHERE org_id = {{org_id}};
+SELECT rule, severity, first_seen, reason FROM alerts({{to}}, '14 days', {{days}}) WHERE org_id = {{org_id}};
 WITH usage AS (
     SELECT
         CAST(date_trunc('week', CAST(event_date AS TIMESTAMP)) AS DATE) AS week,

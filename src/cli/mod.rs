@@ -330,9 +330,10 @@ async fn run_demo(c: DemoCmd) -> CliResult {
     );
     let churned: Vec<String> = planted.churned.iter().map(|(id, day)| format!("{id} on {day}")).collect();
     println!(
-        "stopped paying: {} ({} after their usage fell)",
+        "stopped paying: {} ({} after their usage fell: {})",
         if churned.is_empty() { "none".to_string() } else { churned.join(", ") },
-        planted.churned_after_decline.len()
+        planted.churned_after_decline.len(),
+        if planted.churned_after_decline.is_empty() { "none".to_string() } else { planted.churned_after_decline.join(", ") }
     );
     Ok(())
 }

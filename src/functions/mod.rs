@@ -6,6 +6,7 @@
 pub mod behaviour;
 pub mod checked;
 pub mod guard;
+pub mod logistic;
 pub mod scalar;
 
 use datafusion::common::ScalarValue;
@@ -35,5 +36,6 @@ pub fn register_scalar(ctx: &SessionContext) -> Vec<FunctionDoc> {
     checked::register(ctx);
     let mut docs = scalar::register(ctx);
     docs.extend(behaviour::register(ctx));
+    docs.extend(logistic::register(ctx));
     docs
 }

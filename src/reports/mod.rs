@@ -500,6 +500,29 @@ impl ReportFunction {
         }
     }
 
+    /// Arguments a report's columns can be learned with where its defaults do
+    /// not plan (a required account or event, or a whole number this lake
+    /// refuses, such as a horizon longer than its history): an account of the
+    /// lake, a made-up event name (names are checked when a report runs), 1;
+    /// NULL (the default) for the rest. The columns do not depend on the values.
+    fn stand_ins(&self, facts: &LakeFacts) -> Vec<Expr> {
+        let org = facts.org_ids.as_ref().and_then(|ids| ids.iter().min().cloned()).unwrap_or_default();
+        self.template
+            .args
+            .iter()
+            .map(|p| {
+                let v = match (p.ty, p.name.as_str()) {
+                    (ArgType::Text, "org_id") => ScalarValue::Utf8(Some(org.clone())),
+                    (ArgType::Event, _) => ScalarValue::Utf8(Some("x".into())),
+                    (ArgType::Events, _) => ScalarValue::Utf8(Some("x,y".into())),
+                    (ArgType::Int, _) => ScalarValue::Int64(Some(1)),
+                    _ => ScalarValue::Null,
+                };
+                Expr::Literal(v, None)
+            })
+            .collect()
+    }
+
     /// Whether every argument has a default (in the header, or from the lake's dates).
     fn needs_no_arguments(&self) -> bool {
         let day = NaiveDate::from_ymd_opt(2000, 1, 1);
@@ -941,6 +964,7 @@ pub fn templates(config: &Config, files: &[(&str, &str)], parts: &[(&str, &str)]
 pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSource>, templates: &mut [Template]) -> Result<Vec<FunctionDoc>> {
     let config = Arc::new(config.clone());
     let mut docs = Vec::new();
+    let mut funcs = Vec::new();
     for known in templates.iter_mut() {
         let template = known.clone();
         let file = &known.file;
@@ -963,8 +987,17 @@ pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSou
         let name = template.name.clone();
         let func = Arc::new(ReportFunction { template, body, facts: Arc::clone(&facts), config: config.clone() });
         ctx.register_udtf(&name, func.clone());
+        funcs.push(func);
+    }
+    // Every report registered first: a staged report may call another.
+    for (known, func) in templates.iter_mut().zip(funcs) {
+        let name = known.name.clone();
         if known.columns.is_none() {
             known.columns = func.call_with_args(TableFunctionArgs::new(&[], &ctx.state())).ok().map(|p| p.schema());
+        }
+        if known.columns.is_none() {
+            let exprs = func.stand_ins(&facts.facts(&ctx.state()));
+            known.columns = func.call_with_args(TableFunctionArgs::new(&exprs, &ctx.state())).ok().map(|p| p.schema());
         }
         // Browsable as `reports.NAME` when it needs no argument.
         if let Some(schema) = known.columns.clone().filter(|_| func.needs_no_arguments()) {

@@ -64,6 +64,7 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             s.insert("lookback_days".into(), days.to_string());
             s.insert("lookback_from".into(), format!("DATE '{from}'"));
         }
+        "churn_model" | "churn_risk" => churn(name, args, facts, &mut s)?,
         "revenue_retention" | "revenue_movements" => {
             let interval = match args.text("period")? {
                 "week" => "INTERVAL '7 days'",
@@ -76,6 +77,72 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
         _ => {}
     }
     Ok(s)
+}
+
+/// The churn model's features: (name, SQL over a `health_history` row `p`
+/// and its MRR). Only what was known on the day: usage measures and MRR, not
+/// the accounts table's paid status or renewal date, which are today's.
+const CHURN_FEATURES: [(&str, &str); 10] = [
+    ("active_seat_share", "p.active_seat_share"),
+    ("visits_percentile", "p.visits_percentile"),
+    ("minutes_percentile", "p.minutes_percentile"),
+    ("breadth_share", "p.breadth_share"),
+    ("key_user_share", "p.key_user_share"),
+    ("visit_trend", "p.trend_score"),
+    ("user_growth", "p.growth_score"),
+    ("admins_active", "p.admins_score"),
+    ("health_change", "coalesce(p.health_change, 0.0)"),
+    ("log_mrr", "ln(1.0 + p.mrr)"),
+];
+
+/// The days between scored dates, and the length of each scoring period.
+const CHURN_STEP_DAYS: i64 = 7;
+
+/// The dates the churn model learns from, one every week back from as_of (so
+/// that as_of is one of them), the first with three full periods of events
+/// before it; a date is labelled when horizon_days after it have passed by
+/// as_of; the last third of the labelled dates (at least one) is held out.
+fn churn(name: &str, args: &Args, facts: &LakeFacts, s: &mut HashMap<String, String>) -> Result<()> {
+    let horizon = args.int("horizon_days")?;
+    if !(1..=3660).contains(&horizon) {
+        return plan_err!("{name}: horizon_days must be between 1 and 3660, got {horizon}");
+    }
+    let as_of = args.date("as_of")?;
+    let Some(first_day) = facts.first_day else { return plan_err!("{name}: the lake has no events") };
+    // The first day scored over three full weeks of events.
+    let earliest = super::shift(name, "as_of", first_day, 3 * CHURN_STEP_DAYS - 1)?;
+    let span = (as_of - earliest).num_days();
+    let labelled = if span < horizon { 0 } else { (span - horizon) / CHURN_STEP_DAYS + 1 };
+    if labelled < 3 {
+        let need = 3 * CHURN_STEP_DAYS + 2 * CHURN_STEP_DAYS + horizon;
+        return plan_err!(
+            "{name}: too little history: with horizon_days {horizon} the model needs at least {need} days of events up to as_of \
+             (three weeks before the first scored day, three weekly dates to train and test on, and {horizon} days after the last of them to see who stopped paying); \
+             the lake has {} days from {first_day} to {as_of}",
+            (as_of - first_day).num_days() + 1
+        );
+    }
+    let points = span / CHURN_STEP_DAYS + 1;
+    let from = super::shift(name, "as_of", as_of, -(points - 1) * CHURN_STEP_DAYS)?;
+    let last_labelled = super::shift(name, "as_of", from, (labelled - 1) * CHURN_STEP_DAYS)?;
+    let held_out = (labelled / 3).max(1);
+    let first_held_out = super::shift(name, "as_of", from, (labelled - held_out) * CHURN_STEP_DAYS)?;
+    s.insert("hist_from".into(), format!("DATE '{from}'"));
+    s.insert("step".into(), format!("'{CHURN_STEP_DAYS} days'"));
+    s.insert("period_days".into(), CHURN_STEP_DAYS.to_string());
+    s.insert("last_labelled".into(), format!("DATE '{last_labelled}'"));
+    s.insert("first_held_out".into(), format!("DATE '{first_held_out}'"));
+    s.insert("horizon".into(), horizon.to_string());
+    let columns: Vec<String> = CHURN_FEATURES.iter().map(|(n, e)| format!("{e} AS {n}")).collect();
+    s.insert("feature_columns".into(), columns.join(", "));
+    let names: Vec<&str> = CHURN_FEATURES.iter().map(|(n, _)| *n).collect();
+    s.insert("features".into(), format!("make_array({})", names.join(", ")));
+    let rows: Vec<String> = CHURN_FEATURES.iter().enumerate().map(|(i, (n, _))| format!("({}, '{n}')", i + 1)).collect();
+    s.insert("feature_rows".into(), rows.join(", "));
+    // The log-odds of churn: the intercept plus each standardised feature times its coefficient.
+    let terms: Vec<String> = (1..=CHURN_FEATURES.len()).zip(names).map(|(i, n)| format!("m.w[{i}] * ({n} - m.mu[{i}]) / m.sd[{i}]")).collect();
+    s.insert("log_odds".into(), format!("m.b0 + {}", terms.join(" + ")));
+    Ok(())
 }
 
 /// An interval argument (in seconds) that must be whole days, at least one: the days.

@@ -257,4 +257,10 @@ impl proto::reports_server::Reports for ReportService {
     async fn account_timeline(&self, r: Request<proto::AccountTimelineRequest>) -> Result<Response<proto::AccountTimelineResponse>, Status> {
         self.run("account_timeline", "AccountTimeline", r).await
     }
+    async fn churn_risk(&self, r: Request<proto::ChurnRiskRequest>) -> Result<Response<proto::ChurnRiskResponse>, Status> {
+        self.run("churn_risk", "ChurnRisk", r).await
+    }
+    async fn churn_model(&self, r: Request<proto::ChurnModelRequest>) -> Result<Response<proto::ChurnModelResponse>, Status> {
+        self.run("churn_model", "ChurnModel", r).await
+    }
 }

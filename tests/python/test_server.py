@@ -231,6 +231,8 @@ def report_calls(pb):
         ("RevenueRetention", pb.RevenueRetentionRequest(**{"period": "month", "from_date": "2026-01-01", "to_date": "2026-09-30"})),
         ("RevenueMovements", pb.RevenueMovementsRequest(**{"from_date": "2026-07-01", "to_date": "2026-09-30", "period": "quarter"})),
         ("AccountTimeline", pb.AccountTimelineRequest(**{"org_id": ORG_A, "from_date": "2026-08-01", "to_date": "2026-09-30", "days": 7})),
+        ("ChurnRisk", pb.ChurnRiskRequest(as_of="2026-09-30", horizon_days=30)),
+        ("ChurnModel", pb.ChurnModelRequest(as_of="2026-09-30", horizon_days=30)),
     ]
 
 

@@ -34,6 +34,9 @@ NEEDED = {
     "retention_matrix": {"cohort_event": "signup", "return_event": "login"},
     "key_user_usage": {"org_id": ORG_A},
     "account_timeline": {"org_id": ORG_A},
+    # The demo's 90 days are too few for the default 90-day horizon.
+    "churn_risk": {"horizon_days": "30"},
+    "churn_model": {"horizon_days": "30"},
     "user_lifecycle": {"period": "week"},
     "intervention_effect": {"days": "7"},
 }
