@@ -148,7 +148,8 @@ impl Rows {
         order.sort_by(|&a, &b| {
             self.labels[a].cmp(&self.labels[b]).then_with(|| row(a).iter().zip(row(b)).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal))
         });
-        let count = n as f64;
+        // n is at most MAX_ROWS, well inside u32.
+        let count = f64::from(u32::try_from(n).unwrap_or(u32::MAX));
         let mut means = vec![0.0; width];
         let mut stds = vec![0.0; width];
         for j in 0..width {

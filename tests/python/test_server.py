@@ -514,12 +514,14 @@ def test_concurrency_limit(tight):
     assert_next_query_works(tight)
 
 
-def test_a_panic_is_internal_and_the_server_keeps_serving(tight):
-    e = flight_error(tight.uri, "SELECT vitals_panic(count(*)) FROM accounts")
+def test_a_panic_is_internal_and_the_server_keeps_serving(server):
+    # On the server without tight limits: under a 3 s limit a loaded debug build
+    # can time the query out before it reaches the panic.
+    e = flight_error(server.uri, "SELECT vitals_panic(count(*)) FROM accounts")
     assert isinstance(e, fl.FlightInternalError), e
     assert "panic" in str(e)
-    assert tight.alive()
-    assert_next_query_works(tight)
+    assert server.alive()
+    assert_next_query_works(server)
 
 
 # --------------------------------------------------- logs, TLS, shutdown
