@@ -125,6 +125,15 @@ mrr_matches AS (
     JOIN rates r ON NOT r.is_treated AND r.dn = t.dn AND r.bucket = t.bucket AND r.change IS NOT NULL
     JOIN mrr_rates m ON m.org_id = r.org_id AND m.dn = t.dn AND m.mrr_change IS NOT NULL
     GROUP BY t.org_id, t.at
+),
+-- The same choice of matches as for visits.
+mrr_controls AS (
+    SELECT
+        c.org_id, c.at,
+        CASE WHEN c.matched_on = 'plan and trend' THEN coalesce(mm.plan_controls, 0) WHEN c.matched_on = 'trend' THEN coalesce(mm.trend_controls, 0) ELSE 0 END AS controls,
+        CASE WHEN c.matched_on = 'plan and trend' THEN mm.plan_change WHEN c.matched_on = 'trend' THEN mm.trend_change END AS control_change
+    FROM controls c
+    LEFT JOIN mrr_matches mm ON mm.org_id = c.org_id AND mm.at = c.at
 )
 SELECT
     t.org_id,
@@ -145,10 +154,10 @@ SELECT
     m.mrr_after,
     CAST(least(t.dn + 90, (SELECT max(dn) FROM daily)) - t.dn AS BIGINT) AS mrr_days_after,
     m.mrr_change AS mrr_change_pct,
-    CAST(CASE WHEN c.matched_on = 'plan and trend' THEN coalesce(mm.plan_controls, 0) WHEN c.matched_on = 'trend' THEN coalesce(mm.trend_controls, 0) ELSE 0 END AS BIGINT) AS matched_mrr_accounts,
-    CASE WHEN c.matched_on = 'plan and trend' THEN mm.plan_change WHEN c.matched_on = 'trend' THEN mm.trend_change END AS matched_mrr_change_pct,
-    m.mrr_change - CASE WHEN c.matched_on = 'plan and trend' THEN mm.plan_change WHEN c.matched_on = 'trend' THEN mm.trend_change END AS mrr_effect_pct_points
+    CAST(mc.controls AS BIGINT) AS matched_mrr_accounts,
+    mc.control_change AS matched_mrr_change_pct,
+    m.mrr_change - mc.control_change AS mrr_effect_pct_points
 FROM treated t
 JOIN controls c ON c.org_id = t.org_id AND c.at = t.at
+JOIN mrr_controls mc ON mc.org_id = t.org_id AND mc.at = t.at
 LEFT JOIN mrr_rates m ON m.org_id = t.org_id AND m.dn = t.dn
-LEFT JOIN mrr_matches mm ON mm.org_id = t.org_id AND mm.at = t.at
