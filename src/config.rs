@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub struct Config {
     pub events: EventNames,
     pub funnel: FunnelConfig,
+    pub paths: PathsConfig,
     pub magic_number: MagicConfig,
     pub health: HealthConfig,
     pub temperature: TemperatureConfig,
@@ -180,6 +181,15 @@ impl Default for FunnelConfig {
     fn default() -> Self {
         Self { top_values: 8 }
     }
+}
+
+/// `[paths]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Events `paths` and `path_edges` leave out unless a call names its own
+    /// (page views or heartbeats between every action, say). Default none.
+    pub ignore: Vec<String>,
 }
 
 /// `[magic_number]`.

@@ -1,7 +1,7 @@
--- funnel(steps EVENTS, window INTERVAL = 7 days, breakdown VARCHAR = '', mode VARCHAR = '', from DATE = first, to DATE = last): per step (and breakdown value): users who reached it, drop-off, conversion from the previous and from the first step in percent, median and p90 hours from the previous step
+-- funnel(steps EVENTS, window INTERVAL = 7 days, breakdown VARCHAR = '', mode VARCHAR = '', from DATE = first, to DATE = last, unit VARCHAR = user): per step (and breakdown value): users (accounts, by account: any member's event counts) who reached it, drop-off, conversion from the previous and from the first step in percent, median and p90 hours from the previous step
 -- order: breakdown = 'other', breakdown, step
 WITH ev AS (
-    SELECT e.user_id, e.event_time, e.event, {{breakdown_expr}} AS bval
+    SELECT e.{{unit_col}} AS user_id, e.event_time, e.event, {{breakdown_expr}} AS bval
     FROM events e {{breakdown_join}}
     WHERE {{event_filter}} AND e.event_date >= {{from}} AND e.event_date <= {{to}}
 ),

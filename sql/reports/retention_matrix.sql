@@ -1,7 +1,7 @@
--- retention_matrix(cohort_event EVENT, return_event EVENT, period VARCHAR = week, periods BIGINT = 8, mode VARCHAR = first_time, from DATE = first, to DATE = last): users in cohorts by the period of their first cohort_event (mode recurring: of each one), and the share who did return_event k = 0..periods periods later; the rows with cohort_start NULL are the retention curve, weighted over the cohorts that reached period k
+-- retention_matrix(cohort_event EVENT, return_event EVENT, period VARCHAR = week, periods BIGINT = 8, mode VARCHAR = first_time, from DATE = first, to DATE = last, unit VARCHAR = user): users (accounts, by account: any member's event counts) in cohorts by the period of their first cohort_event (mode recurring: of each one), and the share who did return_event k = 0..periods periods later; the rows with cohort_start NULL are the retention curve, weighted over the cohorts that reached period k
 -- order: cohort_start NULLS FIRST, period_k
 WITH ce AS (
-    SELECT DISTINCT user_id, {{idx}} AS p
+    SELECT DISTINCT {{unit_col}} AS user_id, {{idx}} AS p
     FROM events
     WHERE event = {{cohort_event}} AND event_date <= {{to}}
 ),
@@ -14,7 +14,7 @@ cohorts AS (
     WHERE p >= {{from_idx}}
 ),
 returns AS (
-    SELECT DISTINCT user_id, {{idx}} AS p
+    SELECT DISTINCT {{unit_col}} AS user_id, {{idx}} AS p
     FROM events
     WHERE event = {{return_event}} AND event_date >= {{from}} AND event_date <= {{to}}
 ),

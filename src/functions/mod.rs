@@ -1,6 +1,6 @@
 //! Functions vitals adds to SQL: the behavioural aggregates (window_funnel,
-//! window_funnel_path, retention, sequence_match, sequence_count) and small
-//! scalar helpers. Registered by the engine; they know nothing of reports or
+//! window_funnel_path, retention, sequence_match, sequence_count,
+//! sequence_next_node) and small scalar helpers. Registered by the engine; they know nothing of reports or
 //! of serving.
 
 pub mod behaviour;

@@ -671,6 +671,8 @@ impl ReportFunction {
         let mut out = Vec::new();
         for p in &self.template.args {
             match (p.ty, args.0.get(&p.name)) {
+                // '' is "no such event" where that is the argument's default (paths' start and end).
+                (ArgType::Event, Some(Arg::Text(e))) if e.is_empty() && p.default.as_deref() == Some("") => {}
                 (ArgType::Event, Some(Arg::Text(e))) => out.push((p.name.clone(), e.clone())),
                 (ArgType::Events, Some(Arg::List(v))) => out.extend(v.iter().map(|e| (p.name.clone(), e.clone()))),
                 _ => {}

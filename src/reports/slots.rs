@@ -24,8 +24,35 @@ const USER_COLUMNS: [&str; 2] = ["role", "is_key_user"];
 /// The slots of report `name`.
 pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Result<HashMap<String, String>> {
     let mut s = HashMap::new();
+    if let Ok(unit) = args.text("unit") {
+        s.insert("unit_col".into(), unit_column(name, unit)?.into());
+    }
     match name {
         "funnel" => funnel(args, config, &mut s)?,
+        "funnel_correlation" => {
+            funnel(args, config, &mut s)?;
+            correlation(args, &mut s)?;
+        }
+        "funnel_dropoffs" => {
+            funnel(args, config, &mut s)?;
+            let steps = args.list("steps")?;
+            let step = args.int("step")?;
+            let last = i64::try_from(steps.len()).unwrap_or(i64::MAX) - 1;
+            if steps.len() < 2 {
+                return plan_err!("funnel_dropoffs: steps needs at least two events: users drop out between a step and the next");
+            }
+            if !(1..=last).contains(&step) {
+                return plan_err!("funnel_dropoffs: step must be between 1 and {last} (users drop out between a step and the next), got {step}");
+            }
+            let limit = args.int("limit")?;
+            if !(1..=100_000).contains(&limit) {
+                return plan_err!("funnel_dropoffs: limit must be between 1 and 100000, got {limit}");
+            }
+            // step is checked to 1..=len-1, so both indexes are in range.
+            let k = usize::try_from(step).unwrap_or(1);
+            s.insert("step_event".into(), sql_str(&steps[k - 1]));
+            s.insert("next_step_event".into(), sql_str(&steps[k]));
+        }
         "retention_matrix" => {
             periods(args, facts, &mut s)?;
             s.insert("from_idx".into(), period_number(args.text("period")?, args.date("from")?).to_string());
@@ -65,6 +92,7 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             s.insert("lookback_from".into(), format!("DATE '{from}'"));
         }
         "churn_model" | "churn_risk" => churn(name, args, facts, &mut s)?,
+        "paths" | "path_edges" => paths(name, args, config, &mut s)?,
         "revenue_retention" | "revenue_movements" => {
             let interval = match args.text("period")? {
                 "week" => "INTERVAL '7 days'",
@@ -145,6 +173,74 @@ fn churn(name: &str, args: &Args, facts: &LakeFacts, s: &mut HashMap<String, Str
     Ok(())
 }
 
+/// The events column a report counts by: each user, or each account (any
+/// member's event counts for it).
+fn unit_column(name: &str, unit: &str) -> Result<&'static str> {
+    match unit.trim().to_ascii_lowercase().as_str() {
+        "user" => Ok("user_id"),
+        "account" => Ok("org_id"),
+        other => plan_err!("{name}: unknown unit '{other}'; use 'user' or 'account'"),
+    }
+}
+
+/// The most steps a path lists.
+const MAX_PATH_STEPS: i64 = 20;
+
+/// The slots of `paths` and `path_edges` (sql/parts/path_steps.sql): the
+/// unit's column, the anchor, which events fall in the window, the ignored events.
+fn paths(name: &str, args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Result<()> {
+    let (start, end) = (args.text("start_event")?, args.text("end_event")?);
+    if !start.is_empty() && start == end {
+        return plan_err!("{name}: start_event and end_event are both '{start}'; give two different events, or only one");
+    }
+    let steps = args.int("steps")?;
+    if !(1..=MAX_PATH_STEPS).contains(&steps) {
+        return plan_err!("{name}: steps must be between 1 and {MAX_PATH_STEPS}, got {steps}");
+    }
+    if let Ok(top) = args.int("top") {
+        if !(1..=1000).contains(&top) {
+            return plan_err!("{name}: top must be between 1 and 1000, got {top}");
+        }
+    }
+    // The window is checked to at most 36500 days: its microseconds fit an i64.
+    let window_us = args.int("window")?.saturating_mul(1_000_000);
+    let ignore: Vec<String> = match args.text("ignore")?.trim() {
+        "" => config.paths.ignore.clone(),
+        list => list.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
+    };
+    for (arg, event) in [("start_event", start), ("end_event", end)] {
+        if !event.is_empty() && ignore.iter().any(|i| i == event) {
+            return plan_err!("{name}: {arg} '{event}' is among the ignored events ({}); it cannot be left out and followed", ignore.join(", "));
+        }
+    }
+    let listed: Vec<String> = ignore.iter().map(|e| sql_str(e)).collect();
+    s.insert("ignore_filter".into(), if listed.is_empty() { String::new() } else { format!("AND event NOT IN ({})", listed.join(", ")) });
+    s.insert("window_us".into(), window_us.to_string());
+    s.insert("start_event".into(), sql_str(start));
+    s.insert("end_event".into(), sql_str(end));
+    s.insert("has_both".into(), (!start.is_empty() && !end.is_empty()).to_string().to_uppercase());
+    s.insert("has_end".into(), (!end.is_empty()).to_string().to_uppercase());
+    let (anchor_filter, window_filter, direction) = match (start.is_empty(), end.is_empty()) {
+        // From the start event (or the first event) forward.
+        (false, _) => (
+            format!("event = {}", sql_str(start)),
+            format!("(e.t > a.t0 OR (e.t = a.t0 AND e.event >= {})) AND e.t <= a.t0 + {window_us}", sql_str(start)),
+            "ASC",
+        ),
+        (true, true) => ("TRUE".to_string(), format!("e.t >= a.t0 AND e.t <= a.t0 + {window_us}"), "ASC"),
+        // Back from the end event.
+        (true, false) => (
+            format!("event = {}", sql_str(end)),
+            format!("(e.t < a.t0 OR (e.t = a.t0 AND e.event <= {})) AND e.t >= a.t0 - {window_us}", sql_str(end)),
+            "DESC",
+        ),
+    };
+    s.insert("anchor_filter".into(), anchor_filter);
+    s.insert("window_filter".into(), window_filter);
+    s.insert("direction".into(), direction.into());
+    Ok(())
+}
+
 /// An interval argument (in seconds) that must be whole days, at least one: the days.
 fn whole_days(f: &str, name: &str, seconds: i64) -> Result<i64> {
     if seconds < 86_400 || seconds % 86_400 != 0 {
@@ -165,7 +261,8 @@ fn funnel(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Resu
     let strict = args.text("mode")?.split(',').any(|m| m.trim() == "strict_order");
     let listed: Vec<String> = steps.iter().map(|e| sql_str(e)).collect();
     s.insert("event_filter".into(), if strict { "TRUE".into() } else { format!("e.event IN ({})", listed.join(", ")) });
-    let breakdown = args.text("breakdown")?.trim().to_ascii_lowercase();
+    // funnel_dropoffs has no breakdown: it lists the columns instead.
+    let breakdown = args.text("breakdown").unwrap_or("").trim().to_ascii_lowercase();
     let (table, column) = match breakdown.split_once('.') {
         Some((t, c)) => (Some(t.to_string()), c.to_string()),
         None => (None, breakdown.clone()),
@@ -191,6 +288,74 @@ fn funnel(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Resu
     s.insert("has_breakdown".into(), (!breakdown.is_empty()).to_string().to_uppercase());
     s.insert("breakdown_expr".into(), expr);
     s.insert("breakdown_join".into(), join);
+    Ok(())
+}
+
+/// The properties funnel_correlation looks at unless a call names its own.
+const DEFAULT_PROPERTIES: &str = "utm_source,browser,os,plan,industry,role";
+
+/// The slots of funnel_correlation: the steps, the window and one row set per property.
+fn correlation(args: &Args, s: &mut HashMap<String, String>) -> Result<()> {
+    let steps = args.list("steps")?;
+    if steps.len() < 2 {
+        return plan_err!("funnel_correlation: steps needs at least two events: entrants convert by reaching the last");
+    }
+    s.insert("n_steps".into(), steps.len().to_string());
+    // The window is checked to at most 36500 days: its microseconds fit an i64.
+    s.insert("window_us".into(), args.int("window")?.saturating_mul(1_000_000).to_string());
+    s.insert("step_list".into(), steps.iter().map(|e| sql_str(e)).collect::<Vec<_>>().join(", "));
+    let mut entering = String::new();
+    let mut cases = Vec::new();
+    let mut names = Vec::new();
+    let properties = match args.text("properties")?.trim() {
+        "" => DEFAULT_PROPERTIES,
+        list => list,
+    };
+    for p in properties.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()) {
+        let label = sql_str(&p);
+        if names.contains(&label) {
+            continue;
+        }
+        let (table, column) = match p.split_once('.') {
+            Some((t, c)) => (Some(t), c),
+            None => (None, p.as_str()),
+        };
+        let expr = match (table, column) {
+            (None | Some("events"), c) if EVENT_COLUMNS.contains(&c) => {
+                // org_id is in `entering` already.
+                if c != "org_id" {
+                    entering.push_str(&format!(", first_value(e.{c} ORDER BY e.event) AS {c}"));
+                }
+                format!("n.{c}")
+            }
+            (None | Some("accounts"), c) if ACCOUNT_COLUMNS.contains(&c) => format!("a.{c}"),
+            (None | Some("users"), c) if USER_COLUMNS.contains(&c) => format!("u.{c}"),
+            _ => {
+                return plan_err!(
+                    "funnel_correlation: unknown property '{p}'; use the events columns {}, the accounts columns {} or the users columns {}",
+                    EVENT_COLUMNS.join(", "),
+                    ACCOUNT_COLUMNS.join(", "),
+                    USER_COLUMNS.join(", ")
+                )
+            }
+        };
+        cases.push(format!("WHEN {label} THEN CAST({expr} AS VARCHAR)"));
+        names.push(label);
+    }
+    // One row per entrant and property, from one join (a UNION per property
+    // trips a DataFusion 55 planner assertion on interleaving unions).
+    let rows = if names.is_empty() {
+        String::new()
+    } else {
+        let values: Vec<String> = names.iter().map(|n| format!("({n})")).collect();
+        format!(
+            "UNION ALL\n    SELECT user_id, 'property', name, value FROM (\n        SELECT n.user_id, p.name, CASE p.name {} END AS value\n        FROM entering n\n        LEFT JOIN accounts a ON a.org_id = n.org_id\n        LEFT JOIN users u ON u.user_id = n.user_id\n        CROSS JOIN (VALUES {}) AS p(name)\n    ) pv WHERE value IS NOT NULL",
+            cases.join(" "),
+            values.join(", ")
+        )
+    };
+    s.insert("entering_columns".into(), entering);
+    s.insert("property_rows".into(), rows);
     Ok(())
 }
 

@@ -263,4 +263,19 @@ impl proto::reports_server::Reports for ReportService {
     async fn churn_model(&self, r: Request<proto::ChurnModelRequest>) -> Result<Response<proto::ChurnModelResponse>, Status> {
         self.run("churn_model", "ChurnModel", r).await
     }
+    async fn paths(&self, r: Request<proto::PathsRequest>) -> Result<Response<proto::PathsResponse>, Status> {
+        self.run("paths", "Paths", r).await
+    }
+    async fn path_edges(&self, r: Request<proto::PathEdgesRequest>) -> Result<Response<proto::PathEdgesResponse>, Status> {
+        self.run("path_edges", "PathEdges", r).await
+    }
+    async fn funnel_dropoffs(&self, r: Request<proto::FunnelDropoffsRequest>) -> Result<Response<proto::FunnelDropoffsResponse>, Status> {
+        self.run("funnel_dropoffs", "FunnelDropoffs", r).await
+    }
+    async fn account_feature_usage(&self, r: Request<proto::AccountFeatureUsageRequest>) -> Result<Response<proto::AccountFeatureUsageResponse>, Status> {
+        self.run("account_feature_usage", "AccountFeatureUsage", r).await
+    }
+    async fn funnel_correlation(&self, r: Request<proto::FunnelCorrelationRequest>) -> Result<Response<proto::FunnelCorrelationResponse>, Status> {
+        self.run("funnel_correlation", "FunnelCorrelation", r).await
+    }
 }

@@ -226,3 +226,31 @@ def test_without_group_by_the_answer_is_the_same(lake):
     for u in users[:8]:
         single = vitals_rows(lake, f"SELECT {agg} FROM events WHERE user_id = '{u}'")
         assert single[0] == grouped[u], (u, single, grouped[u])
+
+
+def test_sequence_next_node_matches_clickhouse(lake):
+    """Every direction and base ClickHouse accepts, with 0 to 3 events and
+    base conditions true, on an event column, and on another condition. The
+    'u' streams have many equal timestamps, so ties are ordered by value."""
+    bases = [("forward", "head"), ("backward", "tail"), ("forward", "first_match"), ("backward", "first_match"), ("forward", "last_match"), ("backward", "last_match")]
+    base_conditions = ["true", "module <> 'd'", "module IN ('a', 'c')"]
+    cases = []
+    for direction, base in bases:
+        for events in range(0 if base in ("head", "tail") else 1, 4):
+            for bc in base_conditions:
+                cases.append((direction, base, bc, CONDS[:events]))
+    ours, theirs, labels = [], [], []
+    for direction, base, bc, conds in cases:
+        tail = "".join(f", {c}" for c in conds)
+        ours.append(f"sequence_next_node('{direction}', '{base}', event_time, module, {bc}{tail})")
+        ch_bc = "1" if bc == "true" else bc
+        theirs.append(f"sequenceNextNode('{direction}', '{base}')(toDateTime(event_time), module, {ch_bc}{tail})")
+        labels.append(f"{direction} {base} base={bc} events={conds}")
+    compare(
+        lake,
+        "sequence_next_node",
+        f"SELECT user_id, {', '.join(ours)} FROM events WHERE user_id LIKE 'u%' GROUP BY user_id",
+        f"SELECT user_id, {', '.join(theirs)} FROM {{src}} WHERE user_id LIKE 'u%' GROUP BY user_id SETTINGS allow_experimental_funnel_functions = 1",
+        labels,
+        "u",
+    )

@@ -233,6 +233,12 @@ def report_calls(pb):
         ("AccountTimeline", pb.AccountTimelineRequest(**{"org_id": ORG_A, "from_date": "2026-08-01", "to_date": "2026-09-30", "days": 7})),
         ("ChurnRisk", pb.ChurnRiskRequest(as_of="2026-09-30", horizon_days=30)),
         ("ChurnModel", pb.ChurnModelRequest(as_of="2026-09-30", horizon_days=30)),
+        ("Paths", pb.PathsRequest(start_event="signup", steps=4, window="7 days", ignore="page_view", top=5)),
+        ("PathEdges", pb.PathEdgesRequest(start_event="login", steps=3, unit="account")),
+        ("FunnelDropoffs", pb.FunnelDropoffsRequest(steps=["signup", "create_project", "invite_user", "upgrade"], window="14 days", step=2, limit=50)),
+        ("FunnelCorrelation", pb.FunnelCorrelationRequest(steps=["signup", "upgrade"], window="14 days", properties="plan,role")),
+        ("AccountFeatureUsage", pb.AccountFeatureUsageRequest(org_id=ORG_A, days=14)),
+        ("Funnel", pb.FunnelRequest(steps=["signup", "upgrade"], window="14 days", unit="account")),
     ]
 
 

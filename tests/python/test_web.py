@@ -39,6 +39,9 @@ NEEDED = {
     "churn_model": {"horizon_days": "30"},
     "user_lifecycle": {"period": "week"},
     "intervention_effect": {"days": "7"},
+    "funnel_dropoffs": {"steps": "signup,create_project,invite_user,upgrade", "window": "14 days"},
+    "funnel_correlation": {"steps": "signup,upgrade", "window": "14 days"},
+    "account_feature_usage": {"org_id": ORG_A},
 }
 
 

@@ -1,11 +1,12 @@
 //! Behavioural aggregates with ClickHouse's semantics: window_funnel,
-//! retention, sequence_match and sequence_count. Each works per group with one
+//! retention, sequence_match, sequence_count and sequence_next_node. Each works per group with one
 //! columnar state for all groups (GroupsAccumulator), merges partial states
 //! across partitions, and reports its memory to DataFusion's pool. Constant
 //! arguments (window, mode, pattern) are checked when the query is planned.
 
 pub mod buffer;
 pub mod funnel;
+pub mod next_node;
 pub mod retention;
 pub mod sequence;
 
@@ -73,7 +74,7 @@ pub(super) fn documentation(signature: &str, description: &str) -> Documentation
     Documentation::builder(section, description, signature).build()
 }
 
-fn stringy(t: &DataType) -> bool {
+pub(super) fn stringy(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
 }
 
@@ -302,19 +303,21 @@ impl AggregateUDFImpl for EventAggregate {
         // Checks the constant arguments while the plan is optimised, so a bad
         // window, mode or pattern fails before any data is read.
         Some(Box::new(move |agg, _info| {
-            let consts: Vec<Option<ScalarValue>> = agg
-                .params
-                .args
-                .iter()
-                .map(|e| match e {
-                    Expr::Literal(v, _) => Some(v.clone()),
-                    _ => None,
-                })
-                .collect();
-            parse_spec(kind, &consts, None)?;
+            parse_spec(kind, &literal_args(&agg.params.args), None)?;
             Ok(Expr::AggregateFunction(agg))
         }))
     }
+}
+
+/// Each argument's value where it is a literal (what a call's constants are
+/// checked from while the plan is simplified).
+pub(super) fn literal_args(args: &[Expr]) -> Vec<Option<ScalarValue>> {
+    args.iter()
+        .map(|e| match e {
+            Expr::Literal(v, _) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Computes one group's result from its events (sorted by (timestamp, mask)).
@@ -495,6 +498,7 @@ pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
         ctx.register_udaf(AggregateUDF::from(EventAggregate::new(kind)));
     }
     ctx.register_udaf(AggregateUDF::from(retention::Retention::new()));
+    ctx.register_udaf(AggregateUDF::from(next_node::SequenceNextNode::new()));
     let doc = |(signature, description): (&str, &str)| FunctionDoc { kind: "aggregate", signature: signature.into(), description: description.into(), order: None };
     vec![
         doc(Kind::WindowFunnel.doc()),
@@ -502,6 +506,7 @@ pub fn register(ctx: &SessionContext) -> Vec<FunctionDoc> {
         doc(retention::DOC),
         doc(Kind::SequenceMatch.doc()),
         doc(Kind::SequenceCount.doc()),
+        doc(next_node::DOC),
     ]
 }
 

@@ -1,0 +1,191 @@
+"""paths, path_edges, funnel_dropoffs, funnel_correlation and the account as
+the unit, on the demo lake, against brute-force computations over its raw
+Parquet files (pandas), independent of vitals' SQL."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+from conftest import sql_json
+
+DAY_US = 86_400_000_000
+
+
+@pytest.fixture(scope="module")
+def events(demo_lake):
+    t = ds.dataset(demo_lake / "events", format="parquet", partitioning="hive").to_table(columns=["user_id", "org_id", "event", "event_time"])
+    df = pd.DataFrame(
+        {
+            "user_id": t["user_id"].to_pylist(),
+            "org_id": t["org_id"].to_pylist(),
+            "event": t["event"].to_pylist(),
+            "t": pc.cast(t["event_time"], "int64").to_numpy(),
+        }
+    )
+    return df.sort_values(["t", "event"], kind="stable").reset_index(drop=True)
+
+
+def brute_paths(events, start, end, steps, window_us, unit="user_id", ignore=()):
+    """Each unit's path as the README defines it, by a loop over its events."""
+    ev = events[~events["event"].isin(ignore)]
+    out = {}
+    for key, g in ev.groupby(unit, sort=False):
+        rows = list(zip(g["t"], g["event"]))
+        anchor_event = start or end
+        if anchor_event:
+            hits = [r for r in rows if r[1] == anchor_event]
+            if not hits:
+                continue
+            a = hits[0]
+        else:
+            a = rows[0]
+        reached = None
+        if start:
+            stop = None
+            if end:
+                later = [r for r in rows if r[1] == end and r > a and r[0] <= a[0] + window_us]
+                stop = later[0] if later else None
+                reached = stop is not None
+            inside = [r for r in rows if r >= a and r[0] <= a[0] + window_us and (stop is None or r <= stop)]
+        elif end:
+            inside = [r for r in rows if r <= a and r[0] >= a[0] - window_us]
+            reached = True
+        else:
+            inside = [r for r in rows if r[0] >= a[0] and r[0] <= a[0] + window_us]
+        collapsed = []
+        for _, e in inside:
+            if not collapsed or collapsed[-1] != e:
+                collapsed.append(e)
+        path = tuple(collapsed[:steps] if (start or not end) else collapsed[-steps:])
+        out[key] = (path, reached)
+    return out
+
+
+def check_paths(lake, events, args_sql, start, end, steps, window_us, unit="user_id", ignore=()):
+    brute = brute_paths(events, start, end, steps, window_us, unit, ignore)
+    counts = {}
+    for path, reached in brute.values():
+        n, r = counts.get(path, (0, 0))
+        counts[path] = (n + 1, r + (1 if reached else 0))
+    total = len(brute)
+    assert total > 20, f"too few units at the anchor ({total}) for a meaningful check"
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1][0], " → ".join(kv[0])))
+    rows = sql_json(lake, f"SELECT * FROM paths({args_sql}, 1000) ORDER BY rank")
+    listed = [r for r in rows if r["path_text"] != "other"]
+    assert [tuple(r["path"]) for r in listed] == [p for p, _ in ranked]
+    assert [r["users"] for r in listed] == [c[0] for _, c in ranked]
+    for r, (path, (n, reached)) in zip(listed, ranked):
+        assert r["path_text"] == " → ".join(path) and r["steps"] == len(path)
+        assert math.isclose(r["share_pct"], 100.0 * n / total, rel_tol=1e-9)
+        if end:
+            assert math.isclose(r["reached_end_pct"], 100.0 * reached / n, rel_tol=1e-9)
+        else:
+            assert r.get("reached_end_pct") is None
+    # With the top 3 listed, 'other' holds the rest and the shares add up to 100.
+    top = sql_json(lake, f"SELECT * FROM paths({args_sql}, 3) ORDER BY rank")
+    assert len(top) == 4 and top[-1]["path_text"] == "other" and top[-1]["rank"] == 4
+    assert top[-1]["users"] == sum(c[0] for _, c in ranked[3:])
+    assert math.isclose(sum(r["share_pct"] for r in top), 100.0, rel_tol=1e-9)
+    # path_edges: every consecutive pair of every path, by step.
+    edges = {}
+    for path, _ in brute.values():
+        for k in range(len(path) - 1):
+            key = (k + 1, path[k], path[k + 1])
+            edges[key] = edges.get(key, 0) + 1
+    got = {(r["step"], r["from_event"], r["to_event"]): r["users"] for r in sql_json(lake, f"SELECT * FROM path_edges({args_sql})")}
+    assert got == edges
+    return ranked
+
+
+def test_paths_after_a_start_event_equal_a_brute_force(demo_lake, events):
+    ranked = check_paths(demo_lake, events, "'signup', '', 5, '1 day', 'user', NULL, NULL, ''", "signup", "", 5, DAY_US)
+    assert all(p[0] == "signup" for p, _ in ranked)
+
+
+def test_paths_leading_to_an_end_event_and_between_two_equal_a_brute_force(demo_lake, events):
+    ranked = check_paths(demo_lake, events, "'', 'upgrade', 4, '7 days', 'user', NULL, NULL, ''", "", "upgrade", 4, 7 * DAY_US)
+    assert all(p[-1] == "upgrade" for p, _ in ranked)
+    check_paths(demo_lake, events, "'signup', 'upgrade', 6, '14 days', 'user', NULL, NULL, 'page_view'", "signup", "upgrade", 6, 14 * DAY_US, ignore=("page_view",))
+
+
+def test_paths_by_account_equal_a_brute_force(demo_lake, events):
+    check_paths(demo_lake, events, "'login', '', 4, '2 hours', 'account', NULL, NULL, 'page_view'", "login", "", 4, 7200 * 1_000_000, unit="org_id", ignore=("page_view",))
+
+
+def test_funnel_by_account_equals_window_funnel_grouped_by_org_id(demo_lake):
+    steps = "signup,create_project,invite_user,upgrade"
+    conds = ", ".join(f"event = '{e}'" for e in steps.split(","))
+    levels = sql_json(demo_lake, f"SELECT window_funnel(INTERVAL '14 days', event_time, {conds}) AS level FROM events GROUP BY org_id")
+    lv = np.array([r["level"] for r in levels])
+    rows = sql_json(demo_lake, f"SELECT step, users FROM funnel('{steps}', '14 days', '', '', NULL, NULL, 'account') ORDER BY step")
+    assert [r["users"] for r in rows] == [int((lv >= k).sum()) for k in range(1, 5)]
+    by_user = sql_json(demo_lake, f"SELECT step, users FROM funnel('{steps}', '14 days') ORDER BY step")
+    assert rows[0]["users"] < by_user[0]["users"], "accounts are fewer than their users"
+
+
+def test_funnel_dropoffs_are_funnels_dropped_users_with_their_next_events(demo_lake, events):
+    steps = "signup,create_project,invite_user,upgrade"
+    funnel = {r["step"]: r for r in sql_json(demo_lake, f"SELECT * FROM funnel('{steps}', '14 days')")}
+    by_user = {u: g for u, g in events.groupby("user_id", sort=False)}
+    seen_any = False
+    for step in (1, 2, 3):
+        rows = sql_json(demo_lake, f"SELECT user_id, org_id, step_event, missed_event, CAST(reached_at AS BIGINT) AS reached, next_events FROM funnel_dropoffs('{steps}', '14 days', {step}, '', NULL, NULL, 100000)")
+        assert len(rows) == funnel[step + 1]["dropped"], step
+        assert len({r["user_id"] for r in rows}) == len(rows)
+        for r in rows[:300]:
+            g = by_user[r["user_id"]]
+            assert r["step_event"] == steps.split(",")[step - 1] and r["missed_event"] == steps.split(",")[step]
+            # reached_at is one of the user's step events; the next events follow it.
+            assert ((g["t"] == r["reached"]) & (g["event"] == r["step_event"])).any()
+            after = g[g["t"] > r["reached"]]
+            assert (r.get("next_events") or []) == list(after["event"][:3])
+            assert r["org_id"] == g["org_id"].iloc[0]
+            seen_any = seen_any or bool(r.get("next_events"))
+    assert seen_any
+
+
+def test_funnel_correlation_equals_odds_ratios_worked_from_the_raw_events(demo_lake, events):
+    window = 14 * DAY_US
+    accounts = ds.dataset(demo_lake / "accounts", format="parquet").to_table(columns=["org_id", "plan"]).to_pandas()
+    plan = dict(zip(accounts["org_id"], accounts["plan"]))
+    signups = events[events["event"] == "signup"]
+    assert signups["user_id"].is_unique, "the demo's users sign up once"
+    by_user = {u: g for u, g in events.groupby("user_id", sort=False)}
+    success, failure = 0, 0
+    cells = {}
+    for _, s in signups.iterrows():
+        g = by_user[s["user_id"]]
+        t_in = s["t"]
+        ups = g[(g["event"] == "upgrade") & (g["t"] >= t_in) & (g["t"] <= t_in + window)]
+        converted = len(ups) > 0
+        t_out = ups["t"].min() if converted else t_in + window
+        inside = g[(g["t"] >= t_in) & (g["t"] <= t_out) & ~g["event"].isin(["signup", "upgrade"])]
+        features = {("event", e, None) for e in inside["event"]}
+        features.add(("property", "plan", plan[s["org_id"]]))
+        if converted:
+            success += 1
+        else:
+            failure += 1
+        for f in features:
+            a, b = cells.get(f, (0, 0))
+            cells[f] = (a + converted, b + (not converted))
+    assert success > 20 and failure > 20
+    rows = sql_json(demo_lake, "SELECT * FROM funnel_correlation('signup,upgrade', '14 days', '', NULL, NULL, 'plan') ORDER BY rank")
+    assert len(rows) == len(cells)
+    for r in rows:
+        a, b = cells[(r["kind"], r["name"], r.get("value"))]
+        c, d = success - a, failure - b
+        assert (r["success_with"], r["failure_with"], r["success_without"], r["failure_without"]) == (a, b, c, d)
+        k = 0.5 if 0 in (a, b, c, d) else 0.0
+        ln_or = math.log((a + k) * (d + k) / ((b + k) * (c + k)))
+        se = math.sqrt(1 / (a + k) + 1 / (b + k) + 1 / (c + k) + 1 / (d + k))
+        assert math.isclose(r["odds_ratio"], math.exp(ln_or), rel_tol=1e-9)
+        assert math.isclose(r["ci_low"], math.exp(ln_or - 1.959963984540054 * se), rel_tol=1e-9)
+        assert math.isclose(r["ci_high"], math.exp(ln_or + 1.959963984540054 * se), rel_tol=1e-9)
+        assert r["correlation"] == ("success" if ln_or > 0 else "failure" if ln_or < 0 else "none")
+    strengths = [abs(math.log(r["odds_ratio"])) for r in rows]
+    assert all(x >= y - 1e-9 for x, y in zip(strengths, strengths[1:])), "ranked by strength"
