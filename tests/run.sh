@@ -17,7 +17,9 @@ if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "zenhei"
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build --bins
+# `cargo test` builds the binary the Python tests run (target/debug/vitals)
+# with the same dependency features as the tests: a separate `cargo build`
+# would build the dependency tree a second time.
 cargo test
 # Screenshots of each dashboard page land in target/screenshots.
 VITALS_SHOTS="$PWD/target/screenshots" VITALS_BIN="$PWD/target/debug/vitals" python3 -m pytest -q tests/python

@@ -1,20 +1,20 @@
--- magic_number(target VARCHAR = week2, window_days BIGINT = 7, max_n BIGINT = 10): which early behaviour predicts that a new user stays: for each event and n, "did it at least n times within window_days of signing up" against the target (week2: active on days 8-14; week:K; days:A-B; event:NAME[:D] within D days, default 28), with phi, positive predictive value, sensitivity, specificity, support and a label; the best n per event first, then the strongest pairs
+-- magic_number(target VARCHAR = week2, window_days BIGINT = 7, max_n BIGINT = 10, unit VARCHAR = user): which early behaviour predicts that a new user (by account: a new account, any member's events counting) stays: for each event and n, "did it at least n times within window_days of signing up" against the target (week2: active on days 8-14; week:K; days:A-B; event:NAME[:D] within D days, default 28), with phi, positive predictive value, sensitivity, specificity, support and a label; the best n per event first, then the strongest pairs
 -- order: CASE section WHEN 'best' THEN 0 WHEN 'pair' THEN 1 ELSE 2 END, phi DESC NULLS LAST, event, n, event2, n2
 -- stage eligible
 -- New users and whether their target window has passed.
 WITH firsts AS (
     SELECT
-        user_id,
+        {{unit_col}} AS user_id,
         min(CAST(event_time AS BIGINT)) AS first_us,
         min(CASE WHEN event = ${signup} THEN CAST(event_time AS BIGINT) END) AS signup_event_us
     FROM events
-    GROUP BY user_id
+    GROUP BY {{unit_col}}
 ),
 signups AS (
-    -- Sign-up time: the users table's, else the sign-up event's, else the first event's.
+    -- Sign-up time: the users (or accounts) table's, else the sign-up event's, else the first event's.
     SELECT f.user_id, coalesce(CAST(u.signup_time AS BIGINT), f.signup_event_us, f.first_us) AS t0
     FROM firsts f
-    LEFT JOIN users u ON u.user_id = f.user_id
+    LEFT JOIN {{signup_table}} u ON u.{{unit_col}} = f.user_id
 ),
 eligible AS (
     -- Only users who signed up inside the data; too new for the target: excluded.
@@ -33,7 +33,7 @@ SELECT
     max(CASE WHEN CAST(e.event_time AS BIGINT) - c.t0 >= {{target_from_us}}
               AND CAST(e.event_time AS BIGINT) - c.t0 < {{target_to_us}} AND {{target_filter}} THEN 1 ELSE 0 END) AS yt
 FROM eligible c
-JOIN events e ON e.user_id = c.user_id
+JOIN events e ON e.{{unit_col}} = c.user_id
 WHERE c.mature AND e.event_date >= {{first_day}}
   AND CAST(e.event_time AS BIGINT) >= c.t0 AND CAST(e.event_time AS BIGINT) < c.t0 + {{horizon_us}}
 GROUP BY c.user_id, e.event;

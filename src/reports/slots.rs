@@ -25,7 +25,9 @@ const USER_COLUMNS: [&str; 2] = ["role", "is_key_user"];
 pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Result<HashMap<String, String>> {
     let mut s = HashMap::new();
     if let Ok(unit) = args.text("unit") {
-        s.insert("unit_col".into(), unit_column(name, unit)?.into());
+        let column = unit_column(name, unit)?;
+        s.insert("unit_col".into(), column.into());
+        s.insert("signup_table".into(), if column == "org_id" { "accounts" } else { "users" }.into());
     }
     match name {
         "funnel" => funnel(args, config, &mut s)?,

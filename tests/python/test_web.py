@@ -107,7 +107,7 @@ def test_the_catalogue_lists_every_report_with_arguments_and_columns(server):
         assert r["columns"], r["name"]
         assert all(c["type"] in {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "DATE", "TIMESTAMP", "BOOLEAN", "VARCHAR[]"} for c in r["columns"]), r
     funnel = next(r for r in listed if r["name"] == "funnel")
-    assert [a["name"] for a in funnel["arguments"]] == ["steps", "window", "breakdown", "mode", "from", "to"]
+    assert [a["name"] for a in funnel["arguments"]] == ["steps", "window", "breakdown", "mode", "from", "to", "unit"]
     assert funnel["arguments"][0] == {"name": "steps", "type": "EVENTS", "default": None}
     assert funnel["arguments"][1]["default"] == "7 days"
 
