@@ -21,6 +21,39 @@ const ACCOUNT_COLUMNS: [&str; 5] = ["plan", "industry", "csm", "is_paid", "regio
 /// Columns of `users` (also as `users.NAME`).
 const USER_COLUMNS: [&str; 2] = ["role", "is_key_user"];
 
+/// The table a column named in a report's argument is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Events,
+    Accounts,
+    Users,
+}
+
+/// Resolves `column` or `table.column` among the columns a report may read
+/// (a bare name: events first, then accounts, then users).
+fn column_source(name: &str) -> Option<(Source, &str)> {
+    let (table, column) = match name.split_once('.') {
+        Some((t, c)) => (Some(t), c),
+        None => (None, name),
+    };
+    match (table, column) {
+        (None | Some("events"), c) if EVENT_COLUMNS.contains(&c) => Some((Source::Events, c)),
+        (None | Some("accounts"), c) if ACCOUNT_COLUMNS.contains(&c) => Some((Source::Accounts, c)),
+        (None | Some("users"), c) if USER_COLUMNS.contains(&c) => Some((Source::Users, c)),
+        _ => None,
+    }
+}
+
+/// The columns [`column_source`] knows, for messages.
+fn known_columns() -> String {
+    format!("the events columns {}, the accounts columns {} or the users columns {}", EVENT_COLUMNS.join(", "), ACCOUNT_COLUMNS.join(", "), USER_COLUMNS.join(", "))
+}
+
+/// A window argument (seconds, checked to at most 36500 days) in microseconds, which fit an i64.
+fn window_us(args: &Args) -> Result<i64> {
+    Ok(args.int("window")?.saturating_mul(1_000_000))
+}
+
 /// The slots of report `name`.
 pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Result<HashMap<String, String>> {
     let mut s = HashMap::new();
@@ -37,23 +70,7 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
         }
         "funnel_dropoffs" => {
             funnel(args, config, &mut s)?;
-            let steps = args.list("steps")?;
-            let step = args.int("step")?;
-            let last = i64::try_from(steps.len()).unwrap_or(i64::MAX) - 1;
-            if steps.len() < 2 {
-                return plan_err!("funnel_dropoffs: steps needs at least two events: users drop out between a step and the next");
-            }
-            if !(1..=last).contains(&step) {
-                return plan_err!("funnel_dropoffs: step must be between 1 and {last} (users drop out between a step and the next), got {step}");
-            }
-            let limit = args.int("limit")?;
-            if !(1..=100_000).contains(&limit) {
-                return plan_err!("funnel_dropoffs: limit must be between 1 and 100000, got {limit}");
-            }
-            // step is checked to 1..=len-1, so both indexes are in range.
-            let k = usize::try_from(step).unwrap_or(1);
-            s.insert("step_event".into(), sql_str(&steps[k - 1]));
-            s.insert("next_step_event".into(), sql_str(&steps[k]));
+            dropoffs(args, &mut s)?;
         }
         "retention_matrix" => {
             periods(args, facts, &mut s)?;
@@ -204,8 +221,7 @@ fn paths(name: &str, args: &Args, config: &Config, s: &mut HashMap<String, Strin
             return plan_err!("{name}: top must be between 1 and 1000, got {top}");
         }
     }
-    // The window is checked to at most 36500 days: its microseconds fit an i64.
-    let window_us = args.int("window")?.saturating_mul(1_000_000);
+    let window_us = window_us(args)?;
     let ignore: Vec<String> = match args.text("ignore")?.trim() {
         "" => config.paths.ignore.clone(),
         list => list.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
@@ -265,31 +281,38 @@ fn funnel(args: &Args, config: &Config, s: &mut HashMap<String, String>) -> Resu
     s.insert("event_filter".into(), if strict { "TRUE".into() } else { format!("e.event IN ({})", listed.join(", ")) });
     // funnel_dropoffs has no breakdown: it lists the columns instead.
     let breakdown = args.text("breakdown").unwrap_or("").trim().to_ascii_lowercase();
-    let (table, column) = match breakdown.split_once('.') {
-        Some((t, c)) => (Some(t.to_string()), c.to_string()),
-        None => (None, breakdown.clone()),
-    };
-    let (expr, join) = match (table.as_deref(), column.as_str()) {
-        (None, "") => ("CAST(NULL AS VARCHAR)".to_string(), String::new()),
-        (None | Some("events"), c) if EVENT_COLUMNS.contains(&c) => (format!("CAST(e.{c} AS VARCHAR)"), String::new()),
-        (None | Some("accounts"), c) if ACCOUNT_COLUMNS.contains(&c) => {
-            (format!("CAST(a.{c} AS VARCHAR)"), "LEFT JOIN accounts a ON a.org_id = e.org_id".to_string())
-        }
-        (None | Some("users"), c) if USER_COLUMNS.contains(&c) => {
-            (format!("CAST(u.{c} AS VARCHAR)"), "LEFT JOIN users u ON u.user_id = e.user_id".to_string())
-        }
-        _ => {
-            return plan_err!(
-                "funnel: unknown breakdown column '{breakdown}'; use one of the events columns {}, the accounts columns {} or the users columns {}",
-                EVENT_COLUMNS.join(", "),
-                ACCOUNT_COLUMNS.join(", "),
-                USER_COLUMNS.join(", ")
-            )
-        }
+    let (expr, join) = match column_source(&breakdown) {
+        _ if breakdown.is_empty() => ("CAST(NULL AS VARCHAR)".to_string(), String::new()),
+        Some((Source::Events, c)) => (format!("CAST(e.{c} AS VARCHAR)"), String::new()),
+        Some((Source::Accounts, c)) => (format!("CAST(a.{c} AS VARCHAR)"), "LEFT JOIN accounts a ON a.org_id = e.org_id".to_string()),
+        Some((Source::Users, c)) => (format!("CAST(u.{c} AS VARCHAR)"), "LEFT JOIN users u ON u.user_id = e.user_id".to_string()),
+        None => return plan_err!("funnel: unknown breakdown column '{breakdown}'; use one of {}", known_columns()),
     };
     s.insert("has_breakdown".into(), (!breakdown.is_empty()).to_string().to_uppercase());
     s.insert("breakdown_expr".into(), expr);
     s.insert("breakdown_join".into(), join);
+    Ok(())
+}
+
+/// The slots of funnel_dropoffs: the step (between 1 and the last but one), its event and the next.
+fn dropoffs(args: &Args, s: &mut HashMap<String, String>) -> Result<()> {
+    let steps = args.list("steps")?;
+    let step = args.int("step")?;
+    let last = i64::try_from(steps.len()).unwrap_or(i64::MAX) - 1;
+    if steps.len() < 2 {
+        return plan_err!("funnel_dropoffs: steps needs at least two events: users drop out between a step and the next");
+    }
+    if !(1..=last).contains(&step) {
+        return plan_err!("funnel_dropoffs: step must be between 1 and {last} (users drop out between a step and the next), got {step}");
+    }
+    let limit = args.int("limit")?;
+    if !(1..=100_000).contains(&limit) {
+        return plan_err!("funnel_dropoffs: limit must be between 1 and 100000, got {limit}");
+    }
+    // step is checked to 1..=len-1, so both indexes are in range.
+    let k = usize::try_from(step).unwrap_or(1);
+    s.insert("step_event".into(), sql_str(&steps[k - 1]));
+    s.insert("next_step_event".into(), sql_str(&steps[k]));
     Ok(())
 }
 
@@ -303,8 +326,7 @@ fn correlation(args: &Args, s: &mut HashMap<String, String>) -> Result<()> {
         return plan_err!("funnel_correlation: steps needs at least two events: entrants convert by reaching the last");
     }
     s.insert("n_steps".into(), steps.len().to_string());
-    // The window is checked to at most 36500 days: its microseconds fit an i64.
-    s.insert("window_us".into(), args.int("window")?.saturating_mul(1_000_000).to_string());
+    s.insert("window_us".into(), window_us(args)?.to_string());
     s.insert("step_list".into(), steps.iter().map(|e| sql_str(e)).collect::<Vec<_>>().join(", "));
     let mut entering = String::new();
     let mut cases = Vec::new();
@@ -318,28 +340,17 @@ fn correlation(args: &Args, s: &mut HashMap<String, String>) -> Result<()> {
         if names.contains(&label) {
             continue;
         }
-        let (table, column) = match p.split_once('.') {
-            Some((t, c)) => (Some(t), c),
-            None => (None, p.as_str()),
-        };
-        let expr = match (table, column) {
-            (None | Some("events"), c) if EVENT_COLUMNS.contains(&c) => {
+        let expr = match column_source(&p) {
+            Some((Source::Events, c)) => {
                 // org_id is in `entering` already.
                 if c != "org_id" {
                     entering.push_str(&format!(", first_value(e.{c} ORDER BY e.event) AS {c}"));
                 }
                 format!("n.{c}")
             }
-            (None | Some("accounts"), c) if ACCOUNT_COLUMNS.contains(&c) => format!("a.{c}"),
-            (None | Some("users"), c) if USER_COLUMNS.contains(&c) => format!("u.{c}"),
-            _ => {
-                return plan_err!(
-                    "funnel_correlation: unknown property '{p}'; use the events columns {}, the accounts columns {} or the users columns {}",
-                    EVENT_COLUMNS.join(", "),
-                    ACCOUNT_COLUMNS.join(", "),
-                    USER_COLUMNS.join(", ")
-                )
-            }
+            Some((Source::Accounts, c)) => format!("a.{c}"),
+            Some((Source::Users, c)) => format!("u.{c}"),
+            None => return plan_err!("funnel_correlation: unknown property '{p}'; use {}", known_columns()),
         };
         cases.push(format!("WHEN {label} THEN CAST({expr} AS VARCHAR)"));
         names.push(label);
