@@ -2,15 +2,21 @@
 """Report benchmark: every customer-success report over a demo lake of about
 ten million events, with the release binary.
 
-    python3 benches/reports.py [--accounts 2600] [--runs 3] [--lake PATH]
+    python3 benches/reports.py [--accounts 2600] [--days 90] [--runs 3] [--lake PATH] [--only NAME,...]
+    python3 benches/reports.py --accounts 1300 --days 180 --history 26
 
 For each report: the median wall time of `vitals sql` running it (the whole
 process: start-up, planning, reading, computing, printing every row as CSV), and the
 process's peak resident memory, so a report that collected the event table
 into memory would show.
+
+With `--history N`: health_history over N weekly points up to the lake's last
+day, one process, against N processes of health_scores, one per date (what a
+history costs without it), with the answers compared.
 """
 
 import argparse
+import datetime as dt
 import os
 import resource
 import statistics
@@ -36,6 +42,22 @@ REPORTS = [
     ("intervention_effect", "intervention_effect(7)"),
     ("account_lifecycle", "account_lifecycle()"),
     ("user_lifecycle", "user_lifecycle('week')"),
+    ("activity_trend", "activity_trend()"),
+    ("account_feature_usage", "account_feature_usage('org-00001', NULL, 7)"),
+    ("account_timeline", "account_timeline('org-00001')"),
+    ("funnel by account", "funnel('signup,create_project,invite_user,upgrade', '7 days', '', '', NULL, NULL, 'account')"),
+    ("retention_matrix by account", "retention_matrix('signup', 'login', 'week', 8, 'first_time', NULL, NULL, 'account')"),
+    ("paths after signup", "paths('signup', '', 5, '1 day')"),
+    ("paths by account", "paths('login', '', 4, '2 hours', 'account', NULL, NULL, 'page_view')"),
+    ("path_edges", "path_edges('signup', '', 5, '1 day')"),
+    ("funnel_dropoffs", "funnel_dropoffs('signup,create_project,invite_user,upgrade', '7 days', 1)"),
+    ("funnel_correlation", "funnel_correlation('signup,upgrade', '14 days')"),
+    ("revenue_retention", "revenue_retention('month')"),
+    ("revenue_movements", "revenue_movements()"),
+    ("health_history, 13 weekly points", "health_history(DATE '{last}' - INTERVAL '84 days', DATE '{last}', '7 days', 7)"),
+    ("alerts", "alerts(DATE '{last}')"),
+    ("churn_risk", "churn_risk()"),
+    ("churn_model", "churn_model()"),
 ]
 
 
@@ -56,28 +78,61 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--accounts", type=int, default=2600, help="demo accounts (2600 give about 10M events)")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--days", type=int, default=90, help="demo days")
     p.add_argument("--lake", help="use (or create) this lake instead of a temporary one")
+    p.add_argument("--only", help="comma-separated report names (as in the table) to run")
+    p.add_argument("--history", type=int, help="compare health_history over this many weekly points with as many health_scores runs")
     a = p.parse_args()
     binary = ROOT / "target" / "release" / "vitals"
     subprocess.run(["cargo", "build", "--release", "--bin", "vitals"], cwd=ROOT, check=True)
     tmp = tempfile.TemporaryDirectory()
     lake = Path(a.lake) if a.lake else Path(tmp.name) / "lake"
     if not (lake / "events").exists():
-        timed([binary, "demo", "--lake", lake, "--accounts", str(a.accounts)])
-    _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*) FROM events"])
-    events = int(out.split()[-1])
-    print(f"lake: {events:,} events, {a.accounts} accounts; {a.runs} runs each, median\n")
+        timed([binary, "demo", "--lake", lake, "--accounts", str(a.accounts), "--days", str(a.days)])
+    _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*), max(event_date) FROM events"])
+    count, last = out.splitlines()[-1].split(",")
+    print(f"lake: {int(count):,} events, {a.accounts} accounts, {a.days} days to {last}; {a.runs} runs each, median\n")
+    if a.history:
+        history(binary, lake, dt.date.fromisoformat(last), a.history)
+        return
+    only = set(a.only.split(",")) if a.only else None
     print("| report | rows | seconds | peak RSS MiB |")
     print("|---|---|---|---|")
     for name, call in REPORTS:
+        if only and name not in only:
+            continue
         # The whole result, every column, printed: nothing can be pruned away.
-        sql = f"SELECT * FROM {call}"
+        sql = f"SELECT * FROM {call.format(last=last)}"
         timed([binary, "sql", "--lake", lake, "--format", "csv", sql])  # warm-up
         samples = [timed([binary, "sql", "--lake", lake, "--format", "csv", sql]) for _ in range(a.runs)]
         rows = len(samples[0][2].splitlines()) - 1
         wall = statistics.median(s[0] for s in samples)
         rss = max(s[1] for s in samples)
         print(f"| {name} | {rows} | {wall:.2f} | {rss:.0f} |", flush=True)
+
+
+def history(binary, lake, last, points):
+    """health_history over `points` weekly dates in one process against one
+    health_scores process per date; the answers must be the same rows."""
+    dates = [last - dt.timedelta(days=7 * k) for k in reversed(range(points))]
+    cols = "org_id, health, band, quadrant"
+    sql = f"SELECT CAST(as_of AS VARCHAR) AS as_of, {cols} FROM health_history(DATE '{dates[0]}', DATE '{last}', '7 days', 7) ORDER BY as_of, org_id"
+    timed([binary, "sql", "--lake", lake, "--format", "csv", sql])  # warm-up
+    wall, rss, out = timed([binary, "sql", "--lake", lake, "--format", "csv", sql])
+    one = out.splitlines()[1:]
+    total, peak, many = 0.0, 0.0, []
+    for d in dates:
+        w, r, o = timed([binary, "sql", "--lake", lake, "--format", "csv", f"SELECT '{d}' AS as_of, {cols} FROM health_scores(DATE '{d}', 7) ORDER BY org_id"])
+        total, peak = total + w, max(peak, r)
+        many += o.splitlines()[1:]
+    same = sorted(one) == sorted(many)
+    print("| command | rows | seconds | peak RSS MiB |")
+    print("|---|---|---|---|")
+    print(f"| health_history, {points} weekly points to {last}, one process | {len(one)} | {wall:.2f} | {rss:.0f} |")
+    print(f"| health_scores, {points} processes (one per date) | {len(many)} | {total:.2f} ({total / points:.2f} each) | {peak:.0f} each at most |")
+    print(f"\nratio history / per-date runs: {wall / total:.2f}; same rows: {same}")
+    if not same:
+        raise SystemExit("health_history and health_scores disagree")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
--- funnel_correlation(steps EVENTS, window INTERVAL = 7 days, mode VARCHAR = '', from DATE = first, to DATE = last, properties VARCHAR = ''): what goes with converting? For each event done between entering a funnel and converting (or, for those who did not convert, the end of the window), and each value of the listed properties (default utm_source, browser, os, plan, industry, role): events columns (of the entering event), accounts columns and users columns: the entrants with it who converted and who did not, the same without it, the odds ratio of converting with a 0.5 correction where a cell is 0, its 95% interval, and whether it goes with success or failure; the strongest first
+-- funnel_correlation(steps EVENTS, window INTERVAL = 7 days, mode VARCHAR = '', from DATE = first, to DATE = last, properties VARCHAR = ''): what goes with converting? For each event done between entering a funnel and converting (or, for those who did not convert, the end of the window), and each value of the listed properties (default utm_source, browser, os, plan, industry, role): events columns (of the entering event), accounts columns and users columns: the entrants with it who converted and who did not, the same without it, the odds ratio of converting with a 0.5 correction where a cell is 0, its 95% interval, and whether it goes with success or failure (where the interval excludes 1); those that do first, each group the strongest first
 -- order: rank
 WITH ev AS (
     SELECT e.user_id, e.org_id, e.event_time, e.event, e.utm_source, e.utm_medium, e.utm_campaign, e.utm_content, e.utm_term,
@@ -67,9 +67,18 @@ odds AS (
         ln((success_with + k) * (failure_without + k) / ((failure_with + k) * (success_without + k))) AS log_odds,
         sqrt(1.0 / (success_with + k) + 1.0 / (failure_with + k) + 1.0 / (success_without + k) + 1.0 / (failure_without + k)) AS se
     FROM corrected
+),
+judged AS (
+    -- Success or failure only where the 95% interval excludes 1: an event
+    -- every entrant did (nobody without it) has no contrast and says nothing.
+    SELECT *,
+        CASE WHEN log_odds - 1.959963984540054 * se > 0 THEN 'success'
+             WHEN log_odds + 1.959963984540054 * se < 0 THEN 'failure'
+             ELSE 'none' END AS judged
+    FROM odds
 )
 SELECT
-    CAST(row_number() OVER (ORDER BY round(abs(log_odds), 9) DESC, kind, name, value) AS BIGINT) AS rank,
+    CAST(row_number() OVER (ORDER BY judged = 'none', round(abs(log_odds), 9) DESC, kind, name, value) AS BIGINT) AS rank,
     kind,
     name,
     value,
@@ -80,5 +89,5 @@ SELECT
     exp(log_odds) AS odds_ratio,
     exp(log_odds - 1.959963984540054 * se) AS ci_low,
     exp(log_odds + 1.959963984540054 * se) AS ci_high,
-    CAST(CASE WHEN log_odds > 0 THEN 'success' WHEN log_odds < 0 THEN 'failure' ELSE 'none' END AS VARCHAR) AS correlation
-FROM odds
+    CAST(judged AS VARCHAR) AS correlation
+FROM judged

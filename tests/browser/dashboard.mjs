@@ -19,13 +19,29 @@ const shots = process.env.VITALS_SHOTS || join(tmpdir(), 'vitals-shots');
 const repeat = Math.max(1, parseInt(process.env.VITALS_REPEAT || '1', 10));
 mkdirSync(shots, { recursive: true });
 
-const profile = mkdtempSync(join(tmpdir(), 'vitals-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1440, height: 1000 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-});
+// Chromium has been seen to die while starting (a SIGSEGV before the first
+// page): a launch is tried three times, each with a fresh
+// profile, and each failure is reported on stderr. Once started, nothing more
+// is retried: what the pages do is the test.
+const launch = async () => {
+  for (let attempt = 1; ; attempt += 1) {
+    const dir = mkdtempSync(join(tmpdir(), 'vitals-chromium-'));
+    try {
+      const context = await chromium.launchPersistentContext(dir, {
+        executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+        headless: true,
+        viewport: { width: 1440, height: 1000 },
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      });
+      return [context, dir];
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      process.stderr.write(`chromium did not start (attempt ${attempt} of 3): ${String(e.message).split('\n')[0]}\n`);
+      if (attempt === 3) throw e;
+    }
+  }
+};
+const [browser, profile] = await launch();
 
 const out = { visits: [], errors: [] };
 

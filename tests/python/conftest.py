@@ -41,6 +41,22 @@ def demo_lake(tmp_path_factory):
     return path
 
 
+def write_partitions(table, folder, key, values, files):
+    """Writes an events table as a foreign pipeline would: one hive folder
+    `key=value` per distinct value (a list, one per row), each value's rows
+    split over `files` Parquet files in the table's (unsorted) order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for value in sorted(set(values)):
+        part = table.filter(pa.array([v == value for v in values]))
+        sub = folder / f"{key}={value}"
+        sub.mkdir(parents=True)
+        k = part.num_rows // files + 1
+        for i in range(files):
+            pq.write_table(part.slice(i * k, k), sub / f"part-{i}.parquet")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

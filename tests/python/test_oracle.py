@@ -16,10 +16,9 @@ from pathlib import Path
 
 import chdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from conftest import run
+from conftest import run, write_partitions
 
 SEED = int(os.environ.get("VITALS_ORACLE_SEED", random.SystemRandom().randrange(2**31)))
 GROUPS = int(os.environ.get("VITALS_ORACLE_GROUPS", "20000"))
@@ -80,13 +79,7 @@ def lake(tmp_path_factory):
     # Rows go to their day's partition, each day split over three files in
     # an order unrelated to time.
     days = pa.compute.strftime(table["event_time"], format="%Y-%m-%d").to_pylist()
-    for day in sorted(set(days)):
-        part = table.filter(pa.array([d == day for d in days]))
-        folder = root / "events" / f"event_date={day}"
-        folder.mkdir(parents=True)
-        k = part.num_rows // 3 + 1
-        for i in range(3):
-            pq.write_table(part.slice(i * k, k), folder / f"part-{i}.parquet")
+    write_partitions(table, root / "events", "event_date", days, 3)
     return root
 
 

@@ -2,17 +2,22 @@
 the unit, on the demo lake, against brute-force computations over its raw
 Parquet files (pandas), independent of vitals' SQL."""
 
+import datetime as dt
 import math
+import os
+import random
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from conftest import sql_json
+from conftest import sql_json, write_partitions
 
 DAY_US = 86_400_000_000
+SEED = int(os.environ.get("VITALS_PATHS_SEED", random.randrange(1 << 30)))
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +111,67 @@ def test_paths_after_a_start_event_equal_a_brute_force(demo_lake, events):
     assert all(p[0] == "signup" for p, _ in ranked)
 
 
+def test_the_planted_onboarding_step_is_the_top_path_after_signup(demo_lake):
+    # The demo's onboarding: after signing up most users create a project
+    # (and some build a dashboard first); the session's own events are ignored.
+    noise = "login,page_view,export_report,share_dashboard,run_query,api_call,create_alert"
+    rows = sql_json(demo_lake, f"SELECT * FROM paths('signup', '', 2, '30 days', 'user', NULL, NULL, '{noise}', 5) ORDER BY rank")
+    assert rows[0]["path"] == ["signup", "create_project"]
+    assert rows[0]["share_pct"] > 50
+
+
+@pytest.fixture(scope="module")
+def random_lake(tmp_path_factory):
+    """Events a foreign pipeline wrote: random streams over a small alphabet,
+    many equal timestamps (and exact duplicates), several users per account,
+    in files partitioned by load date (one day after the events' day, not the
+    event date), each day's rows shuffled over two files."""
+    rng = random.Random(SEED)
+    print(f"paths seed {SEED}")
+    alphabet = ["a", "b", "c", "d", "e"]
+    base = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
+    rows = []
+    for u in range(600):
+        org = f"org{u % 40:02d}"
+        start = rng.randint(0, 6 * 86_400)
+        for _ in range(rng.randint(1, 14)):
+            t = base + dt.timedelta(seconds=start + rng.choice([0, 0, 30, 600, 3_600, 40_000, 90_000]) * rng.randint(0, 3))
+            rows.append((t, org, f"u{u:04d}", rng.choices(alphabet, [30, 20, 20, 15, 15])[0]))
+    rng.shuffle(rows)
+    table = pa.table(
+        {
+            "event_time": pa.array([r[0] for r in rows], type=pa.timestamp("us", tz="UTC")),
+            "org_id": [r[1] for r in rows],
+            "user_id": [r[2] for r in rows],
+            "event": [r[3] for r in rows],
+        }
+    )
+    root = tmp_path_factory.mktemp("paths") / "lake"
+    loaded = [(r[0] + dt.timedelta(days=1)).strftime("%Y-%m-%d") for r in rows]
+    write_partitions(table, root / "events", "load_date", loaded, 2)
+    df = pd.DataFrame({"user_id": [r[2] for r in rows], "org_id": [r[1] for r in rows], "event": [r[3] for r in rows], "t": pc.cast(table["event_time"], "int64").to_numpy()})
+    return root, df.sort_values(["t", "event"], kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize(
+    "start,end,steps,window_s,unit,ignore",
+    [
+        ("a", "", 4, 86_400, "user", ""),
+        ("", "c", 3, 7_200, "user", ""),
+        ("b", "e", 5, 2 * 86_400, "user", "d"),
+        ("", "", 3, 3_600, "user", ""),
+        ("a", "", 6, 86_400, "account", "b"),
+        ("c", "a", 4, 86_400, "account", ""),
+    ],
+)
+def test_paths_on_a_random_foreign_lake_equal_a_brute_force(random_lake, start, end, steps, window_s, unit, ignore):
+    lake, events = random_lake
+    args = f"'{start}', '{end}', {steps}, '{window_s} seconds', '{unit}', NULL, NULL, '{ignore}'"
+    column = "org_id" if unit == "account" else "user_id"
+    ranked = check_paths(lake, events, args, start, end, steps, window_s * 1_000_000, column, tuple(x for x in ignore.split(",") if x))
+    assert ranked, f"seed {SEED}: no paths"
+
+
 def test_paths_leading_to_an_end_event_and_between_two_equal_a_brute_force(demo_lake, events):
     ranked = check_paths(demo_lake, events, "'', 'upgrade', 4, '7 days', 'user', NULL, NULL, ''", "", "upgrade", 4, 7 * DAY_US)
     assert all(p[-1] == "upgrade" for p, _ in ranked)
@@ -125,6 +191,29 @@ def test_funnel_by_account_equals_window_funnel_grouped_by_org_id(demo_lake):
     assert [r["users"] for r in rows] == [int((lv >= k).sum()) for k in range(1, 5)]
     by_user = sql_json(demo_lake, f"SELECT step, users FROM funnel('{steps}', '14 days') ORDER BY step")
     assert rows[0]["users"] < by_user[0]["users"], "accounts are fewer than their users"
+
+
+def test_retention_matrix_by_account_equals_a_brute_force_over_accounts(demo_lake, events):
+    # Weeks start on Monday (UTC dates); an account's cohort is the week of its
+    # first sign-up by any member; it is retained in week k if any member logs in.
+    day = events["t"] // DAY_US
+    week = day - (day + 3) % 7  # 1970-01-01 was a Thursday
+    ev = events.assign(week=week)
+    first_week, last_week = int(ev["week"].min()), int(ev["week"].max())
+    cohort = ev[ev["event"] == "signup"].groupby("org_id")["week"].min()
+    cohort = cohort[cohort >= first_week]
+    logins = ev[ev["event"] == "login"].groupby("org_id")["week"].agg(set)
+    want = {}
+    for p in sorted(set(cohort)):
+        members = cohort[cohort == p].index
+        for k in range(5):
+            n = sum(1 for o in members if p + 7 * k in logins.get(o, set()))
+            want[(int(p) * DAY_US, k)] = (len(members), n if p + 7 * k <= last_week else None)
+    rows = sql_json(demo_lake, "SELECT CAST(CAST(cohort_start AS TIMESTAMP) AS BIGINT) / 1000 AS p, period_k, cohort_users, retained_users FROM retention_matrix('signup', 'login', 'week', 4, 'first_time', NULL, NULL, 'account') WHERE cohort_start IS NOT NULL")
+    got = {(r["p"], r["period_k"]): (r["cohort_users"], r.get("retained_users")) for r in rows}
+    assert len(want) > 20 and got == want
+    by_user = sql_json(demo_lake, "SELECT sum(cohort_users) AS n FROM retention_matrix('signup', 'login', 'week', 4) WHERE cohort_start IS NOT NULL AND period_k = 0")
+    assert by_user[0]["n"] > sum(v[0] for (p, k), v in want.items() if k == 0), "accounts are fewer than their users"
 
 
 def test_funnel_dropoffs_are_funnels_dropped_users_with_their_next_events(demo_lake, events):
@@ -186,6 +275,15 @@ def test_funnel_correlation_equals_odds_ratios_worked_from_the_raw_events(demo_l
         assert math.isclose(r["odds_ratio"], math.exp(ln_or), rel_tol=1e-9)
         assert math.isclose(r["ci_low"], math.exp(ln_or - 1.959963984540054 * se), rel_tol=1e-9)
         assert math.isclose(r["ci_high"], math.exp(ln_or + 1.959963984540054 * se), rel_tol=1e-9)
-        assert r["correlation"] == ("success" if ln_or > 0 else "failure" if ln_or < 0 else "none")
-    strengths = [abs(math.log(r["odds_ratio"])) for r in rows]
-    assert all(x >= y - 1e-9 for x, y in zip(strengths, strengths[1:])), "ranked by strength"
+        lo, hi = ln_or - 1.959963984540054 * se, ln_or + 1.959963984540054 * se
+        assert r["correlation"] == ("success" if lo > 0 else "failure" if hi < 0 else "none")
+    # Rows with evidence (an interval excluding 1) first, each part by strength.
+    key = [(r["correlation"] == "none", -abs(math.log(r["odds_ratio"]))) for r in rows]
+    assert all(x[0] < y[0] or (x[0] == y[0] and x[1] <= y[1] + 1e-9) for x, y in zip(key, key[1:])), "ranked by evidence, then strength"
+    # The planted behaviour: engaged users build dashboards and upgrade more often.
+    dash = [r for r in rows if r["kind"] == "event" and r["name"] == "create_dashboard"]
+    assert dash and dash[0]["correlation"] == "success" and dash[0]["ci_low"] > 1
+    # An event every entrant did has nobody to compare with: no evidence.
+    for r in rows:
+        if r["success_without"] + r["failure_without"] == 0:
+            assert r["correlation"] == "none"
