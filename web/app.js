@@ -32,14 +32,19 @@
       'accounts.stages': 'Lifecycle stages', 'accounts.list': 'Accounts',
       'account.sub': '{plan} · CSM {csm} · as of {as_of}', 'account.usage': 'Usage trend', 'account.key_users': 'Key users and everyone else',
       'account.key_chart': 'Minutes per user: this period and the one before', 'account.users': 'Users', 'account.modules': 'Share of time per module (100% per day)',
-      'user.usage': 'Days of use: visits, page views and minutes', 'nav.user': 'User',
-      'account.lifecycle': 'Lifecycle and milestones', 'account.interventions': 'CSM interventions and their effect', 'account.health': 'Health',
+      'user.events': 'Events, the latest first (at most 200)', 'user.usage': 'Days of use: visits, page views and minutes', 'nav.user': 'User',
+      'account.lifecycle': 'Lifecycle and milestones', 'account.features': 'Features used in the last {days} days, against the {days} before', 'account.interventions': 'CSM interventions and their effect', 'account.health': 'Health',
       'account.timeline': 'What happened, in order (last 90 days)', 'timeline.usage': 'usage', 'timeline.milestone': 'milestone', 'timeline.key_user_stopped': 'key user stopped',
       'timeline.band_change': 'band change', 'timeline.alert': 'alert', 'timeline.intervention': 'intervention', 'timeline.subscription': 'subscription',
       'product.title': 'Product', 'product.sub': 'Sign-up funnel, retention, the early behaviour that predicts it, and where time goes.',
       'product.funnel': 'Funnel', 'product.retention': 'Retention by cohort (% of the cohort)', 'product.curve': 'Retention curve',
       'product.magic': 'Magic number: early behaviour that predicts retention', 'product.features': 'Feature retention (percentage points with vs. without)',
       'product.modules': 'Share of time per module (100% per day)', 'product.channels': 'Channel quality',
+      'product.paths': 'Paths after {event} (first day, repeats collapsed)', 'product.top_paths': 'Most common paths after {event}',
+      'product.dropoffs': 'Who reached {event} but not {next}, and what they did next',
+      'product.funnel_click': 'Click a bar to see who dropped out before that step.', 'product.correlation_note': 'Green: goes with converting; red: with dropping out; grey: no evidence either way (the 95% interval includes 1).', 'product.convert': 'Time from {a} to {b}', 'product.cumulative': 'up to here', 'product.correlation': 'What goes with converting (odds ratio, 95% interval)',
+      'ctl.unit': 'Count', 'ctl.ignore': 'Paths leave out', 'unit.user': 'Users', 'unit.account': 'Accounts',
+      'correlation.success': 'success', 'correlation.failure': 'failure', 'correlation.none': 'no evidence',
       'reports.title': 'Reports', 'reports.sub': 'Every report the server has; the ones without a page of their own show as a table.',
       'report.run': 'Run', 'report.csv': 'Download CSV', 'report.rows': '{n} rows', 'report.needs': 'Give {args} above, then Apply.',
       'loading': 'Loading…', 'empty': 'No rows for these settings.', 'prev': 'previous period', 'vs_prev': 'vs. the period before',
@@ -74,14 +79,19 @@
       'accounts.stages': '生命周期阶段', 'accounts.list': '客户列表',
       'account.sub': '{plan} · 客户成功经理 {csm} · 截至 {as_of}', 'account.usage': '使用趋势', 'account.key_users': '关键用户与其他用户',
       'account.key_chart': '每位用户的使用时长（分钟）：本期与上期', 'account.users': '用户', 'account.modules': '各模块使用时长占比（每天 100%）',
-      'user.usage': '每日使用：访问、浏览量与时长', 'nav.user': '用户',
-      'account.lifecycle': '生命周期与里程碑', 'account.interventions': '客户成功经理的干预及效果', 'account.health': '健康度',
+      'user.events': '行为明细（最新在前，最多 200 条）', 'user.usage': '每日使用：访问、浏览量与时长', 'nav.user': '用户',
+      'account.lifecycle': '生命周期与里程碑', 'account.features': '最近 {days} 天使用的功能（与之前 {days} 天对比）', 'account.interventions': '客户成功经理的干预及效果', 'account.health': '健康度',
       'account.timeline': '账户时间线（近 90 天）', 'timeline.usage': '使用', 'timeline.milestone': '里程碑', 'timeline.key_user_stopped': '关键用户停用',
       'timeline.band_change': '健康色带变化', 'timeline.alert': '预警', 'timeline.intervention': '干预', 'timeline.subscription': '订阅',
       'product.title': '产品', 'product.sub': '注册漏斗、留存、预测留存的早期行为，以及时间花在哪里。',
       'product.funnel': '转化漏斗', 'product.retention': '分组留存（占分组的 %）', 'product.curve': '留存曲线',
       'product.magic': '魔法数字：预测留存的早期行为', 'product.features': '功能留存（使用与未使用相差的百分点）',
       'product.modules': '各模块使用时长占比（每天 100%）', 'product.channels': '渠道质量',
+      'product.paths': '{event} 之后的路径（首日，连续重复合并）', 'product.top_paths': '{event} 之后最常见的路径',
+      'product.dropoffs': '到达 {event} 但未到达 {next} 的用户，以及他们接下来做了什么',
+      'product.funnel_click': '点击柱形，查看在该步骤之前流失的用户。', 'product.correlation_note': '绿色：与转化正相关；红色：与流失相关；灰色：无证据（95% 区间包含 1）。', 'product.convert': '从 {a} 到 {b} 的转化时长', 'product.cumulative': '累计', 'product.correlation': '与转化相关的因素（优势比，95% 区间）',
+      'ctl.unit': '统计对象', 'ctl.ignore': '路径中忽略的行为', 'unit.user': '用户', 'unit.account': '客户（公司）',
+      'correlation.success': '促进转化', 'correlation.failure': '阻碍转化', 'correlation.none': '无证据',
       'reports.title': '报表', 'reports.sub': '服务器上的全部报表；没有专门页面的以表格显示。',
       'report.run': '运行', 'report.csv': '下载 CSV', 'report.rows': '{n} 行', 'report.needs': '请先在上方填写 {args}，再点“应用”。',
       'loading': '加载中…', 'empty': '当前条件下没有数据。', 'prev': '上一周期', 'vs_prev': '较上一周期',
@@ -109,6 +119,9 @@
       period_start: 'Period', mrr_start: 'MRR at start', new: 'New', expansion: 'Expansion', contraction: 'Contraction', churned: 'Churned',
       rule: 'Rule', severity: 'Severity', first_seen: 'Since', reason: 'Why',
       reactivation: 'Reactivation', mrr_end: 'MRR at end', nrr_pct: 'NRR %', grr_pct: 'GRR %', logo_churn_pct: 'Accounts churned %',
+      path_text: 'Path', reached_at: 'Reached at', next_events: 'Next events', odds_ratio: 'Odds ratio', ci_low: '95% from', ci_high: '95% to',
+      success_with: 'Converted, with', failure_with: 'Not converted, with', success_without: 'Converted, without', failure_without: 'Not converted, without',
+      cumulative_pct: 'Cumulative %', accounts: 'Accounts', utm_source: 'Source', browser: 'Browser', os: 'OS', region: 'Region', event_time: 'Time', page: 'Page', session_id: 'Visit', user_share_pct: 'Share of active users %', first_used: 'First used', correlation: 'Correlation', value: 'Value',
     },
     zh: {
       org_id: '客户 ID', name: '名称', plan: '套餐', csm: '客户成功经理', health: '健康度', temperature: '温度', band: '健康等级', quadrant: '象限',
@@ -126,6 +139,9 @@
       period_start: '周期', mrr_start: '期初 MRR', new: '新增', expansion: '增购', contraction: '降级', churned: '流失',
       rule: '规则', severity: '严重程度', first_seen: '开始于', reason: '原因',
       reactivation: '回流', mrr_end: '期末 MRR', nrr_pct: '净收入留存 %', grr_pct: '总收入留存 %', logo_churn_pct: '客户流失率 %',
+      path_text: '路径', reached_at: '到达时间', next_events: '接下来的行为', odds_ratio: '优势比', ci_low: '95% 下限', ci_high: '95% 上限',
+      success_with: '有此项·转化', failure_with: '有此项·未转化', success_without: '无此项·转化', failure_without: '无此项·未转化',
+      correlation: '相关性', value: '取值', event_time: '时间', page: '页面', session_id: '访问', user_share_pct: '占活跃用户 %', first_used: '首次使用', cumulative_pct: '累计 %', accounts: '客户数', browser: '浏览器', os: '操作系统',
     },
   };
   const BAND_COLOURS = { green: '#2e9f5b', yellow: '#d9a400', red: '#d64545' };
@@ -152,6 +168,7 @@
     if (v === null || v === undefined) return '–';
     if (typeof v === 'number') return new Intl.NumberFormat(lang === 'zh' ? 'zh-CN' : 'en-US', { maximumFractionDigits: Number.isInteger(v) ? 0 : digits }).format(v);
     if (typeof v === 'boolean') return v ? '✓' : '';
+    if (Array.isArray(v)) return v.map((x) => fmt(x)).join(' → ');
     if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return v.slice(0, 16).replace('T', ' ');
     return String(v);
   };
@@ -256,11 +273,14 @@
     const body = rows.map((r) => h('tr', { 'data-org': r.org_id || null }, cols.map((c) => {
       const v = r[c];
       let content = fmt(v);
-      if (c === 'name' && r.org_id && opts.linkAccounts) content = h('a', { href: link('account', r.org_id, opts.keep) }, fmt(v));
+      if (c === 'user_id' && v && opts.linkUsers) content = h('a', { href: link('user', v, { org: r.org_id }) }, v);
+      else if (c === 'name' && r.org_id && opts.linkAccounts) content = h('a', { href: link('account', r.org_id, opts.keep) }, fmt(v));
       else if (c === 'name' && r.user_id && opts.userOf) content = h('a', { href: link('user', r.user_id, Object.assign({ org: opts.userOf }, opts.keep)) }, fmt(v ?? r.user_id));
       else if (c === 'band' && v) content = [h('span', { class: `band ${v}` }), word('band', v)];
       else if (c === 'stage') content = word('stage', v);
       else if (c === 'kind' && opts.kinds) content = word(opts.kinds, v);
+      else if (c === 'correlation') content = word('correlation', v);
+      else if (/^(odds_ratio|ci_low|ci_high)$/.test(c) && typeof v === 'number') content = new Intl.NumberFormat(lang === 'zh' ? 'zh-CN' : 'en-US', { maximumSignificantDigits: 3 }).format(v);
       if (/_change_pct$|^change_pct$|^health_change$/.test(c) && typeof v === 'number') return h('td', { class: `num ${v < 0 ? 'down' : v > 0 ? 'up' : ''}` }, (v > 0 ? '+' : '') + fmt(v));
       return h('td', { class: typeof v === 'number' ? 'num' : '' }, content);
     })));
@@ -537,11 +557,12 @@
     const modules = card(tr('account.modules'), 'w8');
     const life = card(tr('account.lifecycle'), 'w4');
     const interventions = card(tr('account.interventions'), 'w12');
+    const features = card(tr('account.features', { days }), 'w12');
     const history = card(tr('account.health_history'), 'w12');
     const timeline = card(tr('account.timeline'), 'w12');
     fill(main, title, sub, controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
       { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('account', org, v); }),
-    h('div', { class: 'grid' }, kpis.el, history.el, usage.el, keyUsers.el, modules.el, life.el, interventions.el, timeline.el));
+    h('div', { class: 'grid' }, kpis.el, history.el, usage.el, keyUsers.el, modules.el, life.el, features.el, interventions.el, timeline.el));
     const lifecycle = report('account_lifecycle', { as_of }).then((r) => r.rows.find((x) => x.org_id === org));
     const health = report('health_scores', { as_of, days }).then((r) => r.rows.find((x) => x.org_id === org));
     return [
@@ -588,6 +609,11 @@
         }, rows.length, 'key_user_usage', 'each');
       }),
       guard(modules, async () => moduleShare(modules, 'modules', await report('module_usage_share', { from, to: as_of, org_id: org }))),
+      guard(features, async () => {
+        // What this customer lives in, and what it stopped using: the largest changes first among equals.
+        const r = await report('account_feature_usage', { org_id: org, as_of, days });
+        fill(features.body, table(r.rows, ['module', 'event', 'users', 'user_share_pct', 'users_prev', 'users_change_pct', 'minutes', 'minutes_change_pct', 'first_used']));
+      }),
       guard(life, async () => {
         const lc = await lifecycle;
         if (!lc) return fill(life.body, h('div', { class: 'empty' }, tr('empty')));
@@ -622,12 +648,17 @@
     const kpis = card('', 'w12');
     kpis.el.querySelector('h2').remove();
     const usage = card(tr('user.usage'), 'w12');
+    const events = card(tr('user.events'), 'w12');
     const title = h('h1', {}, user);
     fill(main, title, h('div', { class: 'sub' }, h('a', { href: link('account', org, { as_of: q.as_of, days: q.days }) }, `← ${org}`)),
       controls([{ name: 'as_of', label: tr('ctl.as_of'), type: 'date', value: as_of, min: me.first_day, max: me.last_day },
         { name: 'days', label: tr('ctl.days'), type: 'number', value: days, min: 1, max: 365 }], (v) => { location.hash = link('user', user, Object.assign({ org }, v)); }),
-      h('div', { class: 'grid' }, kpis.el, usage.el));
+      h('div', { class: 'grid' }, kpis.el, usage.el, events.el));
     return [
+      guard(events, async () => {
+        const r = await report('user_events', { user_id: user, from, to: as_of, limit: 200 });
+        fill(events.body, table(r.rows, ['event_time', 'event', 'module', 'page', 'session_id', 'minutes']));
+      }),
       guard(kpis, async () => {
         const u = (await report('key_user_usage', { org_id: org, as_of, days })).rows.find((x) => x.user_id === user);
         if (!u) return fill(kpis.body, h('div', { class: 'empty' }, tr('empty')));
@@ -665,8 +696,21 @@
     const cohort = q.cohort_event || ev.signup;
     const ret = q.return_event || ev.login;
     const period = q.period || 'week';
+    const unit = q.unit === 'account' ? 'account' : 'user';
+    const stepList = steps.split(',').map((e) => e.trim()).filter(Boolean);
+    const first = stepList[0];
+    const dropAsked = parseInt(q.drop || '0', 10) || 0;
+    // Paths leave out the config's [paths] ignore list, else page views and
+    // logins (between every action, they would be every path's next step).
+    const configured = me.settings.paths_ignore || [];
+    const ignore = q.ignore ?? (configured.length ? configured : [ev.page_view, ev.login]).filter((e) => e !== first).join(',');
     const main = $('main');
     const funnel = card(tr('product.funnel'), 'w12');
+    const sankey = card(tr('product.paths', { event: first }), 'w12');
+    const topPaths = card(tr('product.top_paths', { event: first }));
+    const correlation = card(tr('product.correlation'));
+    const dropoffs = card(tr('product.dropoffs', { event: first, next: stepList[1] || '' }), 'w12');
+    const convert = card(tr('product.convert', { a: first, b: stepList[stepList.length - 1] }), 'w12');
     const matrix = card(tr('product.retention'), 'w8');
     const curve = card(tr('product.curve'), 'w4');
     const magic = card(tr('product.magic'), 'w12');
@@ -681,29 +725,50 @@
         { name: 'steps', label: tr('ctl.steps'), value: steps, wide: true },
         { name: 'window', label: tr('ctl.window'), value: window_ },
         { name: 'breakdown', label: tr('ctl.breakdown'), value: breakdown, options: breakdowns.map((b) => [b, b || tr('ctl.none')]) },
+        { name: 'unit', label: tr('ctl.unit'), value: unit, options: ['user', 'account'].map((u) => [u, tr(`unit.${u}`)]) },
+        { name: 'ignore', label: tr('ctl.ignore'), value: ignore },
         { name: 'cohort_event', label: tr('ctl.cohort_event'), value: cohort },
         { name: 'return_event', label: tr('ctl.return_event'), value: ret },
         { name: 'period', label: tr('ctl.period'), value: period, options: ['day', 'week', 'month'].map((p) => [p, tr(`period.${p}`)]) },
       ], (v) => { location.hash = link('product', '', v); }),
-      h('div', { class: 'grid' }, funnel.el, matrix.el, curve.el, magic.el, features.el, modules.el, channels.el));
+      h('div', { class: 'grid' }, funnel.el, dropoffs.el, convert.el, sankey.el, topPaths.el, correlation.el, matrix.el, curve.el, magic.el, features.el, modules.el, channels.el));
+    // Clicking a funnel bar (step k) shows who reached step k - 1 but not k,
+    // and how long the others took between the two.
+    const funnelAnswer = report('funnel', { steps, window: window_, breakdown, from, to, unit });
+    const chosenDrop = (async () => {
+      if (dropAsked >= 1 && dropAsked < stepList.length) return dropAsked;
+      // Otherwise the step most users drop out after.
+      const r = await funnelAnswer;
+      const lost = new Map();
+      for (const x of r.rows) if (x.step > 1) lost.set(x.step - 1, (lost.get(x.step - 1) || 0) + (x.dropped || 0));
+      let best = 1;
+      for (const [k, n] of lost) if (n > (lost.get(best) || 0)) best = k;
+      return best;
+    })();
     return [
       guard(funnel, async () => {
-        const r = await report('funnel', { steps, window: window_, breakdown, from, to });
+        const r = await funnelAnswer;
         if (!r.rows.length) return fill(funnel.body, h('div', { class: 'empty' }, tr('empty')));
         const el = h('div', { class: 'chart' });
-        fill(funnel.body, el, table(r.rows, ['breakdown', 'step', 'event', 'users', 'dropped', 'conversion_from_previous_pct', 'conversion_from_first_pct', 'median_hours_from_previous']));
+        fill(funnel.body, h('div', { class: 'note' }, tr('product.funnel_click')), el, table(r.rows, ['breakdown', 'step', 'event', 'users', 'dropped', 'conversion_from_previous_pct', 'conversion_from_first_pct', 'median_hours_from_previous']));
         const stepNames = [...new Map(r.rows.map((x) => [x.step, x.event])).entries()].sort((a, b) => a[0] - b[0]);
         const values = [...new Set(r.rows.map((x) => x.breakdown ?? ''))];
-        chart(el, 'funnel', {
+        // The bar whose drop-offs are listed below is outlined.
+        const drop = await chosenDrop;
+        const c = chart(el, 'funnel', {
           tooltip: { trigger: 'axis' }, legend, grid: baseGrid,
           xAxis: { type: 'category', data: stepNames.map(([s, e]) => `${s}. ${e}`) }, yAxis: { type: 'value', name: colName('users') },
-          series: values.map((v) => ({ name: v || colName('users'), type: 'bar', data: stepNames.map(([s]) => { const x = r.rows.find((y) => (y.breakdown ?? '') === v && y.step === s); return x ? x.users : null; }) })),
+          series: values.map((v) => ({ name: v || colName('users'), type: 'bar', cursor: 'pointer', data: stepNames.map(([s]) => { const x = r.rows.find((y) => (y.breakdown ?? '') === v && y.step === s); return x ? { value: x.users, itemStyle: s === drop + 1 ? { borderColor: '#d9480f', borderWidth: 2 } : {} } : null; }) })),
         }, r.rows.length, 'funnel', 'sum');
+        c.on('click', (p) => {
+          const step = stepNames[p.dataIndex] && stepNames[p.dataIndex][0];
+          if (step > 1) location.hash = link('product', '', Object.assign({}, q, { drop: step - 1 }));
+        });
       }),
       (async () => {
         let r;
         try {
-          r = await report('retention_matrix', { cohort_event: cohort, return_event: ret, period, periods: 8, from, to });
+          r = await report('retention_matrix', { cohort_event: cohort, return_event: ret, period, periods: 8, from, to, unit });
         } catch (e) { showError(matrix.body, e); showError(curve.body, e); return; }
         // A period not reached yet has no value, and no mark.
         const cells = r.rows.filter((x) => x.cohort_start !== null && x.retained_pct !== null);
@@ -733,6 +798,73 @@
           }, line.length, 'retention_matrix', 'sum');
         }
       })(),
+      guard(sankey, async () => {
+        // Where users go after the first step: one node per (step, event), so
+        // an event met again later is a node further right (no cycles).
+        const r = await report('path_edges', { start_event: first, steps: 5, window: '1 day', unit, from, to, ignore });
+        if (!r.rows.length) return fill(sankey.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart tall' });
+        fill(sankey.body, el);
+        const node = (step, event) => `${step}. ${event}`;
+        const names = new Set();
+        for (const x of r.rows) { names.add(node(x.step, x.from_event)); names.add(node(x.step + 1, x.to_event)); }
+        chart(el, 'paths', {
+          tooltip: { trigger: 'item' },
+          series: [{
+            type: 'sankey', left: 10, right: 120, top: 10, bottom: 10, nodeAlign: 'left', emphasis: { focus: 'adjacency' },
+            lineStyle: { color: 'gradient', opacity: 0.35 }, label: { fontSize: 11 },
+            data: [...names].map((name) => ({ name })),
+            links: r.rows.map((x) => ({ source: node(x.step, x.from_event), target: node(x.step + 1, x.to_event), value: x.users })),
+          }],
+        }, r.rows.length, 'path_edges', 'sum');
+      }),
+      guard(topPaths, async () => {
+        const r = await report('paths', { start_event: first, steps: 5, window: '1 day', unit, from, to, ignore, top: 10 });
+        fill(topPaths.body, table(r.rows.filter((x) => x.users > 0), ['rank', 'path_text', 'users', 'share_pct']));
+      }),
+      guard(correlation, async () => {
+        // The strongest first, as log odds: bars right of 0 go with converting.
+        const r = await report('funnel_correlation', { steps, window: window_, from, to });
+        const rows = r.rows.filter((x) => typeof x.odds_ratio === 'number' && x.odds_ratio > 0).slice(0, 15);
+        if (!rows.length) return fill(correlation.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart tall' });
+        fill(correlation.body, h('div', { class: 'note' }, tr('product.correlation_note')), el, table(rows, ['kind', 'name', 'value', 'success_with', 'failure_with', 'odds_ratio', 'ci_low', 'ci_high', 'correlation']));
+        const label = (x) => (x.kind === 'event' ? x.name : `${x.name} = ${x.value}`);
+        const colour = { success: BAND_COLOURS.green, failure: BAND_COLOURS.red, none: '#9aa5b1' };
+        const num = (v) => new Intl.NumberFormat(lang === 'zh' ? 'zh-CN' : 'en-US', { maximumSignificantDigits: 3 }).format(v);
+        // Bars of log2(odds ratio): a tick per doubling, written ×1/4, ×1/2, ×1, ×2, ×4.
+        const times = (v) => (v >= 0 ? `×${num(2 ** v)}` : `×1/${num(2 ** -v)}`);
+        chart(el, 'correlation', {
+          tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, formatter: (ps) => { const x = rows[ps[0].dataIndex]; return `${label(x)}<br>${colName('odds_ratio')}: ${num(x.odds_ratio)} (95%: ${num(x.ci_low)}–${num(x.ci_high)})<br>${word('correlation', x.correlation)}`; } },
+          grid: { left: 160, right: 30, top: 10, bottom: 40 },
+          xAxis: { type: 'value', name: colName('odds_ratio'), nameLocation: 'middle', nameGap: 26, interval: 1, axisLabel: { formatter: times } },
+          yAxis: { type: 'category', inverse: true, data: rows.map(label) },
+          series: [{ type: 'bar', name: colName('odds_ratio'), data: rows.map((x) => ({ value: Math.log2(x.odds_ratio), itemStyle: { color: colour[x.correlation] || colour.none } })) }],
+        }, rows.length, 'funnel_correlation', 'sum');
+      }),
+      guard(dropoffs, async () => {
+        const drop = await chosenDrop;
+        dropoffs.el.querySelector('h2').textContent = tr('product.dropoffs', { event: stepList[drop - 1], next: stepList[drop] });
+        const r = await report('funnel_dropoffs', { steps, window: window_, step: drop, from, to, limit: 50 });
+        fill(dropoffs.body, table(r.rows, ['user_id', 'org_id', 'reached_at', 'utm_source', 'browser', 'plan', 'role', 'next_events'], { linkUsers: true }));
+      }),
+      guard(convert, async () => {
+        // From the clicked step to the next, else over the whole funnel.
+        const [a, b] = dropAsked >= 1 && dropAsked < stepList.length ? [dropAsked, dropAsked + 1] : [1, stepList.length];
+        convert.el.querySelector('h2').textContent = tr('product.convert', { a: stepList[a - 1], b: stepList[b - 1] });
+        const r = await report('funnel_time_to_convert', { steps, window: window_, from_step: a, to_step: b, bins: 20, from, to, unit });
+        if (!r.rows.length) return fill(convert.body, h('div', { class: 'empty' }, tr('empty')));
+        const el = h('div', { class: 'chart' });
+        fill(convert.body, el);
+        chart(el, 'time_to_convert', {
+          tooltip: { trigger: 'axis', formatter: (ps) => { const x = r.rows[ps[0].dataIndex]; return `${x.label}: ${fmt(x.users)} (${fmt(x.share_pct)}%, ${tr('product.cumulative')} ${fmt(x.cumulative_pct)}%)`; } },
+          grid: baseGrid,
+          xAxis: { type: 'category', data: r.rows.map((x) => x.label), axisLabel: { rotate: 30 } },
+          yAxis: [{ type: 'value', name: colName(unit === 'account' ? 'accounts' : 'users') }, { type: 'value', max: 100, axisLabel: { formatter: '{value}%' }, splitLine: { show: false } }],
+          series: [{ type: 'bar', name: colName('users'), barCategoryGap: '5%', data: r.rows.map((x) => x.users) },
+            { type: 'line', name: colName('cumulative_pct'), yAxisIndex: 1, showAllSymbol: true, symbolSize: 4, data: r.rows.map((x) => x.cumulative_pct) }],
+        }, r.rows.length, 'funnel_time_to_convert', 'each');
+      }),
       guard(magic, async () => {
         const r = await report('magic_number', {});
         fill(magic.body, table(r.rows.slice(0, 20), ['section', 'event', 'n', 'event2', 'n2', 'phi', 'label', 'ppv_pct', 'sensitivity_pct', 'support_pct', 'users_with']));

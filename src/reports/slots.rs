@@ -72,6 +72,10 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             funnel(args, config, &mut s)?;
             dropoffs(args, &mut s)?;
         }
+        "funnel_time_to_convert" => {
+            funnel(args, config, &mut s)?;
+            time_to_convert(args, &mut s)?;
+        }
         "retention_matrix" => {
             periods(args, facts, &mut s)?;
             s.insert("from_idx".into(), period_number(args.text("period")?, args.date("from")?).to_string());
@@ -111,6 +115,15 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             s.insert("lookback_from".into(), format!("DATE '{from}'"));
         }
         "churn_model" | "churn_risk" => churn(name, args, facts, &mut s)?,
+        "user_events" => {
+            if args.text("user_id")?.is_empty() {
+                return plan_err!("user_events: user_id is required: the person whose events to list");
+            }
+            let limit = args.int("limit")?;
+            if !(1..=100_000).contains(&limit) {
+                return plan_err!("user_events: limit must be between 1 and 100000, got {limit}");
+            }
+        }
         "paths" | "path_edges" => paths(name, args, config, &mut s)?,
         "revenue_retention" | "revenue_movements" => {
             let interval = match args.text("period")? {
@@ -313,6 +326,36 @@ fn dropoffs(args: &Args, s: &mut HashMap<String, String>) -> Result<()> {
     let k = usize::try_from(step).unwrap_or(1);
     s.insert("step_event".into(), sql_str(&steps[k - 1]));
     s.insert("next_step_event".into(), sql_str(&steps[k]));
+    Ok(())
+}
+
+/// The most bins a time-to-convert histogram has.
+const MAX_BINS: i64 = 200;
+
+/// The slots of funnel_time_to_convert: the two steps (to_step 0 is the last) and the bins.
+fn time_to_convert(args: &Args, s: &mut HashMap<String, String>) -> Result<()> {
+    const F: &str = "funnel_time_to_convert";
+    let n = i64::try_from(args.list("steps")?.len()).unwrap_or(i64::MAX);
+    if n < 2 {
+        return plan_err!("{F}: steps needs at least two events: the time to convert runs from one step to a later one");
+    }
+    let from_step = args.int("from_step")?;
+    let to_step = match args.int("to_step")? {
+        0 => n,
+        k => k,
+    };
+    if !(1..n).contains(&from_step) {
+        return plan_err!("{F}: from_step must be between 1 and {} (a step before the last), got {from_step}", n - 1);
+    }
+    if !(2..=n).contains(&to_step) || to_step <= from_step {
+        return plan_err!("{F}: to_step must be after from_step ({from_step}) and at most {n}, the funnel's last step (0 means the last), got {to_step}");
+    }
+    let bins = args.int("bins")?;
+    if !(1..=MAX_BINS).contains(&bins) {
+        return plan_err!("{F}: bins must be between 1 and {MAX_BINS}, got {bins}");
+    }
+    s.insert("from_step".into(), from_step.to_string());
+    s.insert("to_step".into(), to_step.to_string());
     Ok(())
 }
 

@@ -278,4 +278,10 @@ impl proto::reports_server::Reports for ReportService {
     async fn funnel_correlation(&self, r: Request<proto::FunnelCorrelationRequest>) -> Result<Response<proto::FunnelCorrelationResponse>, Status> {
         self.run("funnel_correlation", "FunnelCorrelation", r).await
     }
+    async fn funnel_time_to_convert(&self, r: Request<proto::FunnelTimeToConvertRequest>) -> Result<Response<proto::FunnelTimeToConvertResponse>, Status> {
+        self.run("funnel_time_to_convert", "FunnelTimeToConvert", r).await
+    }
+    async fn user_events(&self, r: Request<proto::UserEventsRequest>) -> Result<Response<proto::UserEventsResponse>, Status> {
+        self.run("user_events", "UserEvents", r).await
+    }
 }

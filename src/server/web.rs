@@ -205,6 +205,7 @@ async fn about(web: &Web, who: &Principal) -> Result<Value, Status> {
                 "conversion": config.events.conversion,
             },
             "milestones": config.lifecycle.milestones,
+            "paths_ignore": config.paths.ignore,
             "healthy_from": config.health.healthy_from,
             "red_below": config.health.red_below,
             "green_from": config.health.green_from,

@@ -50,7 +50,8 @@ const look = (page) => page.evaluate(() => {
   const charts = (window.vitalsCharts || []).map((c) => {
     const series = c.chart.getModel().getSeries();
     const drawn = series.map((s) => {
-      const data = s.getData();
+      // A Sankey diagram's rows are its links: count the links drawn.
+      const data = s.subType === 'sankey' ? s.getEdgeData() : s.getData();
       let n = 0;
       for (let i = 0; i < data.count(); i += 1) if (data.getItemGraphicEl(i)) n += 1;
       return n;
@@ -141,10 +142,25 @@ try {
     await visit(page, 'csm-user', () => page.click('.card tbody tr a[href^="#/user/"]'));
   });
   await session('analyst', process.env.VITALS_ANALYST_TOKEN, async (page) => {
-    for (const [name, hash] of [['overview', '#/overview'], ['accounts', '#/accounts'], ['product', '#/product'], ['product-browser', '#/product?breakdown=browser'], ['reports', '#/reports'], ['report-user-lifecycle', '#/reports/user_lifecycle?period=week'], ['report-funnel-form', '#/reports/funnel']]) {
+    for (const [name, hash] of [['overview', '#/overview'], ['accounts', '#/accounts'], ['product', '#/product'], ['product-browser', '#/product?breakdown=browser'], ['product-account', '#/product?unit=account'], ['reports', '#/reports'], ['report-user-lifecycle', '#/reports/user_lifecycle?period=week'], ['report-funnel-form', '#/reports/funnel']]) {
       await page.goto('about:blank');
       await visit(page, name, () => page.goto(`${base}/${hash}`));
     }
+    // A click on the funnel's third bar (halfway up it) shows who dropped out before that step.
+    await page.goto(`${base}/#/product`);
+    await ready(page);
+    await visit(page, 'product-drop', async () => {
+      const el = page.locator('[data-chart=funnel]');
+      await el.scrollIntoViewIfNeeded();
+      const [x, y] = await page.evaluate(() => {
+        const c = window.vitalsCharts.find((v) => v.id === 'funnel').chart;
+        const item = c.getOption().series[0].data[2];
+        const value = item !== null && typeof item === 'object' ? item.value : item;
+        return c.convertToPixel({ seriesIndex: 0 }, [2, value / 2]);
+      });
+      const box = await el.boundingBox();
+      await page.mouse.click(box.x + x, box.y + y);
+    });
     // The first account of the list of accounts whose health moved most.
     await page.goto(`${base}/#/overview`);
     await ready(page);

@@ -170,6 +170,11 @@ def test_a_declining_account_shows_usage_and_key_users(server, seen):
     table = next(t for t in page["tables"] if t["title"] == "Key users and everyone else")
     assert table["rows"] == len(users)
     assert "modules" in charts
+    # The account's features: a table row per account_feature_usage row, a declining account's drops among them.
+    used = api(server, "account_feature_usage", token="csm-secret", org_id=first, days=14)
+    features = next(t for t in page["tables"] if t["title"] == "Features used in the last 14 days, against the 14 before")
+    assert features["rows"] == len(used) > 0
+    assert any(r["users_change_pct"] is not None and r["users_change_pct"] < 0 for r in used)
     # Health week by week: twelve weeks to the last day (the lake starts more
     # than 84 days before it), a point per week on both lines, and the last
     # point is the account's health_scores row of that day.
@@ -196,6 +201,10 @@ def test_from_the_account_to_a_user(server, seen):
     usage = next(c for c in page["charts"] if c["id"] == "user_usage")
     days = api(server, "activity_trend", token="csm-secret", org_id=org, user_id=first["user_id"], **{"from": first_day_of(server), "to": last_day_of(server)})
     assert usage["rows"] == len(days) and usage["drawn"] == [len(days)] * 3
+    # Their events one by one, the latest first, as user_events lists them.
+    events = api(server, "user_events", token="csm-secret", user_id=first["user_id"], limit=200, **{"from": first_day_of(server), "to": last_day_of(server)})
+    table = next(t for t in page["tables"] if t["title"] == "Events, the latest first (at most 200)")
+    assert table["rows"] == len(events) > 0
 
 
 def test_the_page_in_chinese(seen):
@@ -241,7 +250,45 @@ def test_product_page_follows_its_controls(server, seen):
     cells = [r for r in matrix if r["cohort_start"] and r["retained_pct"] is not None]
     assert 0 < plain["retention"]["rows"] == len(cells) < len([r for r in matrix if r["cohort_start"]])
     assert plain["retention_curve"]["rows"] == len([r for r in matrix if r["cohort_start"] is None and r["retained_pct"] is not None])
-    assert {"funnel", "retention", "retention_curve", "features", "product_modules"} <= set(plain)
+    assert {"funnel", "retention", "retention_curve", "features", "product_modules", "paths"} <= set(plain)
+    # Paths after the funnel's first step: one drawn link per path_edges row.
+    period = {"from": frm, "to": last.isoformat()}
+    edges = api(server, "path_edges", start_event="signup", steps=5, window="1 day", unit="user", ignore="page_view,login", **period)
+    assert plain["paths"]["rows"] == len(edges) > 3 and plain["paths"]["drawn"] == [len(edges)]
+    tables = {t["title"]: t for t in visits["product"]["tables"]}
+    top = [r for r in api(server, "paths", start_event="signup", steps=5, window="1 day", ignore="page_view,login", top=10, **period) if r["users"] > 0]
+    assert tables["Most common paths after signup"]["rows"] == len(top) == 11
+    # Without a click, the drop-offs are of the step most users drop out after.
+    funnel = api(server, "funnel", steps=steps, window="7 days", **period)
+    worst = max(range(1, len(funnel)), key=lambda k: (funnel[k]["dropped"], -k))
+    names = steps.split(",")
+    drop = api(server, "funnel_dropoffs", steps=steps, window="7 days", step=worst, limit=50, **period)
+    assert tables[f"Who reached {names[worst - 1]} but not {names[worst]}, and what they did next"]["rows"] == len(drop) == 50
+    corr = [r for r in api(server, "funnel_correlation", steps=steps, window="7 days", **period) if r["odds_ratio"] and r["odds_ratio"] > 0]
+    assert tables["What goes with converting (odds ratio, 95% interval)"]["rows"] == plain["correlation"]["rows"] == min(15, len(corr)) > 0
+    assert plain["correlation"]["drawn"] == [plain["correlation"]["rows"]]
+    # Time to convert over the whole funnel: one bar and one point per bin.
+    bins = api(server, "funnel_time_to_convert", steps=steps, window="7 days", from_step=1, to_step=len(names), bins=20, **period)
+    assert plain["time_to_convert"]["rows"] == len(bins) > 1 and plain["time_to_convert"]["drawn"] == [len(bins), len(bins)]
+    assert sum(b["users"] for b in bins) == funnel[-1]["users"]
+    # A click on the third bar: who reached the second step but not the third, and their time between the two.
+    clicked = visits["product-drop"]
+    assert "drop=2" in clicked["hash"], clicked["hash"]
+    tables = {t["title"]: t for t in clicked["tables"]}
+    drop = api(server, "funnel_dropoffs", steps=steps, window="7 days", step=2, limit=50, **period)
+    assert tables[f"Who reached {names[1]} but not {names[2]}, and what they did next"]["rows"] == len(drop) > 0
+    bins = api(server, "funnel_time_to_convert", steps=steps, window="7 days", from_step=2, to_step=3, bins=20, **period)
+    charts = {c["id"]: c for c in clicked["charts"]}
+    assert charts["time_to_convert"]["rows"] == len(bins) and sum(b["users"] for b in bins) == funnel[2]["users"]
+    assert f"Time from {names[1]} to {names[2]}" in tables
+    # By account the funnel counts accounts: fewer than users on its first step.
+    acct = {c["id"]: c for c in visits["product-account"]["charts"]}
+    by_account = api(server, "funnel", steps=steps, window="7 days", unit="account", **period)
+    assert acct["funnel"]["rows"] == len(by_account) and by_account[0]["users"] < want_users(server, steps, period)
+
+
+def want_users(server, steps, period):
+    return api(server, "funnel", steps=steps, window="7 days", **period)[0]["users"]
 
 
 def test_any_report_has_a_table(server, seen):

@@ -287,3 +287,33 @@ def test_funnel_correlation_equals_odds_ratios_worked_from_the_raw_events(demo_l
     for r in rows:
         if r["success_without"] + r["failure_without"] == 0:
             assert r["correlation"] == "none"
+
+
+# The readable bin widths of funnel_time_to_convert, in seconds, as the README lists them.
+WIDTHS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+          86400, 2 * 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400, 180 * 86400, 365 * 86400]
+
+
+@pytest.mark.parametrize("second, window_days, bins", [("upgrade", 14, 20), ("upgrade", 14, 7), ("create_project", 7, 50)])
+def test_funnel_time_to_convert_equals_a_histogram_of_the_raw_times(demo_lake, events, second, window_days, bins):
+    # Every demo user signs up once, so a two-step chain is the sign-up and the
+    # first `second` event at or after it within the window.
+    window = window_days * DAY_US
+    signup = events[events["event"] == "signup"].groupby("user_id")["t"].min()
+    later = events[events["event"] == second].merge(signup.rename("t0"), left_on="user_id", right_index=True)
+    later = later[(later["t"] >= later["t0"]) & (later["t"] <= later["t0"] + window)]
+    times = (later.groupby("user_id")["t"].min() - later.groupby("user_id")["t0"].min()).to_numpy()
+    assert len(times) > 20
+    slowest = int(times.max())
+    width = next(w for w in WIDTHS if slowest < bins * w * 1_000_000)
+    counts = np.bincount(times // (width * 1_000_000))
+    rows = sql_json(demo_lake, f"SELECT * FROM funnel_time_to_convert('signup,{second}', '{window_days} days', 1, 0, {bins}) ORDER BY bin")
+    assert [r["bin"] for r in rows] == list(range(1, len(counts) + 1)) and len(rows) <= bins
+    assert [r["users"] for r in rows] == counts.tolist()
+    assert [(r["from_seconds"], r["to_seconds"]) for r in rows] == [(k * width, (k + 1) * width) for k in range(len(counts))]
+    assert math.isclose(rows[-1]["cumulative_pct"], 100.0) and math.isclose(sum(r["share_pct"] for r in rows), 100.0)
+    # The narrowest width: the next narrower one would need more than `bins` bins.
+    narrower = [w for w in WIDTHS if w < width]
+    assert not narrower or slowest >= bins * narrower[-1] * 1_000_000
+    funnel = sql_json(demo_lake, f"SELECT users FROM funnel('signup,{second}', '{window_days} days') WHERE step = 2")
+    assert sum(r["users"] for r in rows) == funnel[0]["users"] == len(times)

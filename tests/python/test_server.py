@@ -31,6 +31,7 @@ from server_util import (
 )
 
 ORG_A = "org-00025"
+USER_A = "u-00025-0013"
 CSM = "bruno.silva"
 # A query that runs for minutes in little memory (until cancelled or timed out).
 SLOW = "SELECT sum(value % 7) AS n FROM generate_series(1, 100000000000)"
@@ -239,6 +240,8 @@ def report_calls(pb):
         ("FunnelCorrelation", pb.FunnelCorrelationRequest(steps=["signup", "upgrade"], window="14 days", properties="plan,role")),
         ("AccountFeatureUsage", pb.AccountFeatureUsageRequest(org_id=ORG_A, days=14)),
         ("Funnel", pb.FunnelRequest(steps=["signup", "upgrade"], window="14 days", unit="account")),
+        ("FunnelTimeToConvert", pb.FunnelTimeToConvertRequest(steps=["signup", "create_project", "invite_user", "upgrade"], window="14 days", from_step=2, bins=12)),
+        ("UserEvents", pb.UserEventsRequest(user_id=USER_A, limit=40)),
     ]
 
 

@@ -41,7 +41,9 @@ NEEDED = {
     "intervention_effect": {"days": "7"},
     "funnel_dropoffs": {"steps": "signup,create_project,invite_user,upgrade", "window": "14 days"},
     "funnel_correlation": {"steps": "signup,upgrade", "window": "14 days"},
+    "funnel_time_to_convert": {"steps": "signup,create_project,invite_user,upgrade", "window": "14 days"},
     "account_feature_usage": {"org_id": ORG_A},
+    "user_events": {"user_id": "u-00025-0013"},
 }
 
 
