@@ -503,7 +503,7 @@ impl ReportFunction {
     /// Arguments a report's columns can be learned with where its defaults do
     /// not plan (a required account or event, or a whole number this lake
     /// refuses, such as a horizon longer than its history): an account of the
-    /// lake, a made-up event name (names are checked when a report runs), 1;
+    /// lake, a made-up user or event name (names are checked when a report runs), 1;
     /// NULL (the default) for the rest. The columns do not depend on the values.
     fn stand_ins(&self, facts: &LakeFacts) -> Vec<Expr> {
         let org = facts.org_ids.as_ref().and_then(|ids| ids.iter().min().cloned()).unwrap_or_default();
@@ -513,6 +513,8 @@ impl ReportFunction {
             .map(|p| {
                 let v = match (p.ty, p.name.as_str()) {
                     (ArgType::Text, "org_id") => ScalarValue::Utf8(Some(org.clone())),
+                    // Any user: an unknown one has no rows, and the same columns.
+                    (ArgType::Text, "user_id") => ScalarValue::Utf8(Some("x".into())),
                     (ArgType::Event, _) => ScalarValue::Utf8(Some("x".into())),
                     (ArgType::Events, _) => ScalarValue::Utf8(Some("x,y".into())),
                     (ArgType::Int, _) => ScalarValue::Int64(Some(1)),
