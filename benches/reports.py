@@ -52,6 +52,10 @@ REPORTS = [
     ("path_edges", "path_edges('signup', '', 5, '1 day')"),
     ("funnel_dropoffs", "funnel_dropoffs('signup,create_project,invite_user,upgrade', '7 days', 1)"),
     ("funnel_correlation", "funnel_correlation('signup,upgrade', '14 days')"),
+    ("funnel_time_to_convert", "funnel_time_to_convert('signup,create_project,invite_user,upgrade', '7 days')"),
+    ("user_events", "user_events('u-00001-0001')"),
+    # The aggregate on its own, per user: the event after each user's first sign-up.
+    ("sequence_next_node per user", "SELECT next, count(*) AS users FROM (SELECT sequence_next_node('forward', 'first_match', event_time, event, true, event = 'signup') AS next FROM events GROUP BY user_id) GROUP BY next"),
     ("revenue_retention", "revenue_retention('month')"),
     ("revenue_movements", "revenue_movements()"),
     ("health_history, 13 weekly points", "health_history(DATE '{last}' - INTERVAL '84 days', DATE '{last}', '7 days', 7)"),
@@ -102,7 +106,7 @@ def main():
         if only and name not in only:
             continue
         # The whole result, every column, printed: nothing can be pruned away.
-        sql = f"SELECT * FROM {call.format(last=last)}"
+        sql = call if call.startswith("SELECT") else f"SELECT * FROM {call.format(last=last)}"
         timed([binary, "sql", "--lake", lake, "--format", "csv", sql])  # warm-up
         samples = [timed([binary, "sql", "--lake", lake, "--format", "csv", sql]) for _ in range(a.runs)]
         rows = len(samples[0][2].splitlines()) - 1

@@ -1,15 +1,13 @@
 -- health_scores(as_of DATE, days BIGINT): per account: health 0-100 (share of seats active, visits, minutes, breadth of core modules, key users active), temperature 0-100 (visit trend, paid, time to renewal, user growth, admins and key users active), quadrant and its play, colour band, change against the previous period, and the measure that moved health most
--- params: as_of DATE, days BIGINT, prev2_start DATE
 -- order: health, org_id
+-- Per account and window (w = 0: the last `days` days up to as_of; w = 1 and
+-- 2: the periods before), what the scores count. Held once: the scoring
+-- below reads it several times (SQL would recount it from the events at every use).
+-- stage usage
 WITH ev AS (
-    -- w = 0: the last `days` days up to as_of; w = 1 and 2: the periods before.
-    SELECT org_id, user_id, session_id, duration_ms, module, (CAST($1 AS INT) - CAST(event_date AS INT)) / $2 AS w
+    SELECT org_id, user_id, session_id, duration_ms, module, (CAST({{as_of}} AS INT) - CAST(event_date AS INT)) / {{days}} AS w
     FROM events
-    WHERE event_date >= $3 AND event_date <= $1
-),
-core AS (
-    SELECT CAST($1 AS DATE) AS as_of, CASE WHEN ${health.all_modules} THEN greatest(count(DISTINCT module), 1) ELSE ${health.core_module_count} END AS modules
-    FROM ev
+    WHERE event_date >= {{prev2_start}} AND event_date <= {{as_of}}
 ),
 -- One DISTINCT per aggregation, so each becomes a plain grouping.
 active AS (
@@ -30,23 +28,26 @@ breadth AS (
     FROM ev
     WHERE ${health.all_modules} OR module IN (${health.core_modules})
     GROUP BY org_id, w
-),
-usage AS (
-    SELECT v.org_id, v.w, a.active_users, v.visits, v.minutes, coalesce(b.modules_used, 0) AS modules_used, a.key_active, a.admins_active
-    FROM visits v
-    JOIN active a ON a.org_id = v.org_id AND a.w = v.w
-    LEFT JOIN breadth b ON b.org_id = v.org_id AND b.w = v.w
-),
-${part:health_people},
+)
+SELECT v.org_id, v.w, a.active_users, v.visits, v.minutes, coalesce(b.modules_used, 0) AS modules_used, a.key_active, a.admins_active
+FROM visits v
+JOIN active a ON a.org_id = v.org_id AND a.w = v.w
+LEFT JOIN breadth b ON b.org_id = v.org_id AND b.w = v.w;
+-- Modules used by anyone in the three periods.
+-- stage core
+SELECT {{as_of}} AS as_of, CASE WHEN ${health.all_modules} THEN greatest(count(DISTINCT module), 1) ELSE ${health.core_module_count} END AS modules
+FROM events
+WHERE event_date >= {{prev2_start}} AND event_date <= {{as_of}};
+WITH ${part:health_people},
 grid AS (
     SELECT
-        CAST($1 AS DATE) AS as_of, $2 AS period_days,
+        {{as_of}} AS as_of, {{days}} AS period_days,
         ${part:health_grid_columns}
     FROM accounts a
     CROSS JOIN (VALUES (0), (1), (2)) AS w(w)
     LEFT JOIN usage u ON u.org_id = a.org_id AND u.w = w.w
     LEFT JOIN people p ON p.org_id = a.org_id
-    WHERE a.signup_time IS NULL OR CAST(a.signup_time AS DATE) <= $1
+    WHERE a.signup_time IS NULL OR CAST(a.signup_time AS DATE) <= {{as_of}}
 ),
 ${part:health_scoring}
 SELECT * EXCLUDE (as_of) FROM scores

@@ -238,6 +238,13 @@ impl Engine {
         self.reports.iter().find(|t| t.name == name)
     }
 
+    /// The output columns of the report named `name`, learned the first time
+    /// they are asked for (by planning it, not running it); None when it does
+    /// not plan on this lake (one without events).
+    pub fn report_columns(&self, name: &str) -> Option<arrow::datatypes::SchemaRef> {
+        reports::report_columns(&self.ctx.state(), name)
+    }
+
     /// Tables, views and functions with one line of description each.
     pub fn catalog(&self) -> &[CatalogEntry] {
         &self.catalog

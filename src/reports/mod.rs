@@ -209,8 +209,10 @@ pub struct Template {
     pub sql: String,
     /// The file it came from, for messages.
     pub file: String,
-    /// The output columns with the default arguments, learned when it is registered.
-    pub columns: Option<arrow::datatypes::SchemaRef>,
+    /// The output columns, learned once (from the plan of a prepared
+    /// template, or by planning a rendered one the first time they are
+    /// asked for) and shared by every session's copy of the template.
+    pub columns: Arc<OnceLock<arrow::datatypes::SchemaRef>>,
     /// The values `period` may take (`-- periods: ...`; day, week, month by default).
     pub periods: Vec<String>,
     /// `-- dates: any`: its dates may lie outside the events' days (revenue history is not events).
@@ -264,7 +266,7 @@ impl Template {
             order,
             sql: text.to_string(),
             file: file.to_string(),
-            columns: None,
+            columns: Arc::default(),
             periods,
             dates_anywhere,
             needs,
@@ -503,15 +505,19 @@ impl ReportFunction {
     /// Arguments a report's columns can be learned with where its defaults do
     /// not plan (a required account or event, or a whole number this lake
     /// refuses, such as a horizon longer than its history): an account of the
-    /// lake, a made-up user or event name (names are checked when a report runs), 1;
-    /// NULL (the default) for the rest. The columns do not depend on the values.
-    fn stand_ins(&self, facts: &LakeFacts) -> Vec<Expr> {
+    /// lake, a made-up user or event name (names are checked when a report
+    /// runs), 1 for a whole number; NULL (the default) for the rest, and with
+    /// `keep_defaults`, for every argument with a default of its own too
+    /// (funnel_time_to_convert's steps 1 and 1 do not plan; its defaults do).
+    /// The columns do not depend on the values.
+    fn stand_ins(&self, facts: &LakeFacts, keep_defaults: bool) -> Vec<Expr> {
         let org = facts.org_ids.as_ref().and_then(|ids| ids.iter().min().cloned()).unwrap_or_default();
         self.template
             .args
             .iter()
             .map(|p| {
                 let v = match (p.ty, p.name.as_str()) {
+                    _ if keep_defaults && p.default.is_some() => ScalarValue::Null,
                     (ArgType::Text, "org_id") => ScalarValue::Utf8(Some(org.clone())),
                     // Any user: an unknown one has no rows, and the same columns.
                     (ArgType::Text, "user_id") => ScalarValue::Utf8(Some("x".into())),
@@ -962,13 +968,14 @@ pub fn templates(config: &Config, files: &[(&str, &str)], parts: &[(&str, &str)]
         .collect()
 }
 
-/// Plans every template and registers it as a table function. Output
-/// columns not known yet are learned here: a prepared template's from its
-/// plan, a rendered one's by planning (not running) it with its defaults.
+/// Plans every template and registers it as a table function. A prepared
+/// template's output columns come from its plan; a rendered one's are
+/// learned when first asked for ([`ReportFunction::columns`]): planning
+/// every report at start-up would cost each CLI call a third of a second.
 pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSource>, templates: &mut [Template]) -> Result<Vec<FunctionDoc>> {
     let config = Arc::new(config.clone());
     let mut docs = Vec::new();
-    let mut funcs = Vec::new();
+    let mut views = Vec::new();
     for known in templates.iter_mut() {
         let template = known.clone();
         let file = &known.file;
@@ -983,7 +990,7 @@ pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSou
                 .await
                 .map_err(|e| DataFusionError::Context(format!("planning sql/reports/{file}"), Box::new(e)))?;
             if let LogicalPlan::Statement(datafusion::logical_expr::Statement::Prepare(p)) = &prepared {
-                known.columns.get_or_insert_with(|| Arc::new(p.input.schema().as_arrow().clone()));
+                let _ = known.columns.get_or_init(|| Arc::new(p.input.schema().as_arrow().clone()));
             }
             Body::Prepared(prepared)
         };
@@ -991,35 +998,71 @@ pub async fn register(ctx: &SessionContext, config: &Config, facts: Arc<FactsSou
         let name = template.name.clone();
         let func = Arc::new(ReportFunction { template, body, facts: Arc::clone(&facts), config: config.clone() });
         ctx.register_udtf(&name, func.clone());
-        funcs.push(func);
+        // Browsable as `reports.NAME` when it needs no argument.
+        if func.needs_no_arguments() {
+            views.push(func);
+        }
     }
     // Every report registered first: a staged report may call another.
-    for (known, func) in templates.iter_mut().zip(funcs) {
-        let name = known.name.clone();
-        if known.columns.is_none() {
-            known.columns = func.call_with_args(TableFunctionArgs::new(&[], &ctx.state())).ok().map(|p| p.schema());
-        }
-        if known.columns.is_none() {
-            let exprs = func.stand_ins(&facts.facts(&ctx.state()));
-            known.columns = func.call_with_args(TableFunctionArgs::new(&exprs, &ctx.state())).ok().map(|p| p.schema());
-        }
-        // Browsable as `reports.NAME` when it needs no argument.
-        if let Some(schema) = known.columns.clone().filter(|_| func.needs_no_arguments()) {
-            reports_schema(ctx)?.register_table(name.clone(), Arc::new(ReportView { func, schema }))?;
-        }
-    }
+    let schema: Arc<dyn SchemaProvider> = Arc::new(ReportViews { state: ctx.state(), views });
+    let catalog = ctx.catalog("datafusion").ok_or_else(|| DataFusionError::Internal("no datafusion catalog".into()))?;
+    catalog.register_schema("reports", schema)?;
     Ok(docs)
 }
 
-/// The `reports` schema of the session's catalog, made on first use.
-fn reports_schema(ctx: &SessionContext) -> Result<Arc<dyn SchemaProvider>> {
-    let catalog = ctx.catalog("datafusion").ok_or_else(|| DataFusionError::Internal("no datafusion catalog".into()))?;
-    if let Some(s) = catalog.schema("reports") {
-        return Ok(s);
+impl ReportFunction {
+    /// The report's output columns: learned once by planning (not running) it
+    /// with its defaults, or where they do not plan, with stand-ins for the
+    /// arguments; None when neither plans here (a lake without events).
+    fn columns(&self, state: &SessionState) -> Option<SchemaRef> {
+        if let Some(known) = self.template.columns.get() {
+            return Some(known.clone());
+        }
+        let facts = self.facts.facts(state);
+        let planned = self
+            .call_with_args(TableFunctionArgs::new(&[], state))
+            .or_else(|_| self.call_with_args(TableFunctionArgs::new(&self.stand_ins(&facts, true), state)))
+            .or_else(|_| self.call_with_args(TableFunctionArgs::new(&self.stand_ins(&facts, false), state)));
+        let schema = planned.ok()?.schema();
+        Some(self.template.columns.get_or_init(|| schema).clone())
     }
-    let schema: Arc<dyn SchemaProvider> = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
-    catalog.register_schema("reports", schema.clone())?;
-    Ok(schema)
+}
+
+/// The `reports` schema: every report that needs no argument, as a view.
+/// The session state it plans with is the one the reports were registered in.
+struct ReportViews {
+    state: SessionState,
+    views: Vec<Arc<ReportFunction>>,
+}
+
+impl fmt::Debug for ReportViews {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportViews").field("views", &self.views.len()).finish()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for ReportViews {
+    fn table_names(&self) -> Vec<String> {
+        self.views.iter().map(|f| f.template.name.clone()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(func) = self.views.iter().find(|f| f.template.name == name) else { return Ok(None) };
+        Ok(func.columns(&self.state).map(|schema| Arc::new(ReportView { func: Arc::clone(func), schema }) as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.views.iter().any(|f| f.template.name == name)
+    }
+}
+
+/// The output columns of report `name` registered in `state` (learned once,
+/// by planning it there), or None when it is no report or does not plan.
+pub fn report_columns(state: &SessionState, name: &str) -> Option<SchemaRef> {
+    let func = state.table_functions().get(name)?;
+    let any: &dyn std::any::Any = func.function().as_ref();
+    any.downcast_ref::<ReportFunction>()?.columns(state)
 }
 
 /// `reports.NAME`: a report with its default arguments as a view, for BI

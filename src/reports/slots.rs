@@ -94,6 +94,11 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             s.insert("first_day_us".into(), us(facts.first_day.unwrap_or_default()).to_string());
             s.insert("end_us".into(), (us(facts.last_day.unwrap_or_default()) + 86_400_000_000).to_string());
         }
+        "health_scores" => {
+            // The first day of the two periods before: days is checked to 1..=3660.
+            let days = args.int("days")?;
+            s.insert("prev2_start".into(), format!("DATE '{}'", super::shift(name, "as_of", args.date("as_of")?, 1 - 3 * days)?));
+        }
         "health_history" => {
             let every_days = whole_days(name, "every", args.int("every")?)?;
             let (from, to, days) = (args.date("from")?, args.date("to")?, args.int("days")?);

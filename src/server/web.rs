@@ -16,7 +16,7 @@
 //!   browser's storage (no cookie, so no request can be forged through one).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
@@ -39,13 +39,11 @@ use crate::reports::{ArgType, Template};
 /// What the web handlers share.
 pub struct Web {
     state: Arc<ServerState>,
-    /// Each report's output columns (name, type), learned once by planning it.
-    columns: Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 /// The JSON API's routes, compressed where the client asks for it.
 pub fn router(state: Arc<ServerState>) -> Router {
-    let web = Arc::new(Web { state, columns: Mutex::new(HashMap::new()) });
+    let web = Arc::new(Web { state });
     Router::new()
         .route("/api/v1/reports", get(list))
         .route("/api/v1/reports/{name}", get(report))
@@ -240,47 +238,25 @@ fn columns_of(schema: &Schema) -> Vec<(String, String)> {
 }
 
 impl Web {
-    /// A report's output columns: planned once (not run), in the caller's
-    /// scope, with its defaults and a stand-in for each argument without one
-    /// (event names are checked when a report runs, not when it is planned).
-    async fn columns(&self, who: &Principal, t: &Template) -> Option<Vec<(String, String)>> {
-        if let Some(schema) = &t.columns {
-            return Some(columns_of(schema));
+    /// A report's output columns: planned once (not run) with its defaults,
+    /// or stand-ins for arguments without one; the same in every scope.
+    fn columns(&self, t: &Template) -> Option<Vec<(String, String)>> {
+        let columns = self.state.sessions.all_engine().report_columns(&t.name);
+        if columns.is_none() {
+            tracing::info!(report = %t.name, "cannot list a report's columns: it does not plan on this lake");
         }
-        if let Some(c) = self.columns.lock().unwrap_or_else(|p| p.into_inner()).get(&t.name) {
-            return Some(c.clone());
-        }
-        let args: Vec<String> = t
-            .args
-            .iter()
-            .map(|p| match (p.ty, &p.default) {
-                (ArgType::Event, None) => "'x'".into(),
-                (ArgType::Events, None) => "'x,y'".into(),
-                (ArgType::Int, None) => "7".into(),
-                _ => "NULL".into(),
-            })
-            .collect();
-        match self.state.plan(who, &report_sql(t, args), None, false).await {
-            Ok((_, plan)) => {
-                let cols = columns_of(plan.schema().as_arrow());
-                self.columns.lock().unwrap_or_else(|p| p.into_inner()).insert(t.name.clone(), cols.clone());
-                Some(cols)
-            }
-            Err(s) => {
-                tracing::info!(report = %t.name, reason = s.message(), "cannot list a report's columns");
-                None
-            }
-        }
+        columns.map(|c| columns_of(&c))
     }
 }
 
 /// `GET /api/v1/reports`.
 async fn list(State(web): State<Arc<Web>>, headers: HeaderMap) -> WebResult<Response> {
-    let who = authenticate(&web, &headers)?;
+    // Any signed-in caller may list the reports (their columns are the same in every scope).
+    authenticate(&web, &headers)?;
     let mut reports = Vec::new();
     for t in web.state.sessions.all_engine().reports() {
         let args: Vec<Value> = t.args.iter().map(|p| json!({ "name": p.name, "type": p.ty.name(), "default": p.default })).collect();
-        let columns = web.columns(&who, t).await.map(|c| c.into_iter().map(|(name, ty)| json!({ "name": name, "type": ty })).collect::<Vec<_>>());
+        let columns = web.columns(t).map(|c| c.into_iter().map(|(name, ty)| json!({ "name": name, "type": ty })).collect::<Vec<_>>());
         reports.push(json!({ "name": t.name, "description": t.description, "arguments": args, "columns": columns, "order": t.order }));
     }
     Ok(axum::Json(json!({ "reports": reports })).into_response())
