@@ -60,7 +60,8 @@ REPORTS = [
     ("revenue_movements", "revenue_movements()"),
     ("health_history, 13 weekly points", "health_history(DATE '{last}' - INTERVAL '84 days', DATE '{last}', '7 days', 7)"),
     ("alerts", "alerts(DATE '{last}')"),
-    ("churn_risk", "churn_risk()"),
+    ("churn_risk, 30-day horizon", "churn_risk(NULL, 30)"),
+    ("churn_model, 30-day horizon", "churn_model(NULL, 30)"),
     ("churn_model", "churn_model()"),
 ]
 
