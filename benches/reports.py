@@ -4,6 +4,15 @@ ten million events, with the release binary.
 
     python3 benches/reports.py [--accounts 2600] [--days 90] [--runs 3] [--lake PATH] [--only NAME,...]
     python3 benches/reports.py --accounts 1300 --days 180 --history 26
+    python3 benches/reports.py --growth 10,50,100 [--lakes DIR]
+
+With `--growth`: every report on demo lakes of about that many million events
+(260 accounts per million, 90 days; made under `--lakes` when missing), one
+run each after a warm-up run, in one table: seconds and peak memory at each
+size, the growth from the smallest to the largest size against the growth of
+the events, and whether the largest size meets 5 s and 4 GiB. Each process is
+given a query memory limit of 8 GiB (VITALS_MEMORY_LIMIT) and 10 minutes; a
+report that fails says so in its cell.
 
 For each report: the median wall time of `vitals sql` running it (the whole
 process: start-up, planning, reading, computing, printing every row as CSV), and the
@@ -22,6 +31,7 @@ import resource
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,17 +76,68 @@ REPORTS = [
 ]
 
 
-def timed(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB of the child, stdout)."""
+def timed(cmd, env=None, timeout=None, check=True):
+    """Runs cmd; returns (wall seconds, peak RSS in MiB of the child, stdout),
+    or with check=False (None, peak, the error's last line) when it fails."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    if timer:
+        timer.start()
     out = proc.stdout.read()  # drain the pipe before waiting, or a large result blocks the child
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
+    if timer:
+        timer.cancel()
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed: {err}")
+        if check:
+            raise SystemExit(f"{' '.join(map(str, cmd))} failed: {err}")
+        lines = err.strip().splitlines() or [f"killed after {timeout} s"]
+        return None, usage.ru_maxrss / 1024, lines[-1][:80]
     return wall, usage.ru_maxrss / 1024, out
+
+
+def report_sql(call, last):
+    # The whole result, every column, printed: nothing can be pruned away.
+    return call if call.startswith("SELECT") else f"SELECT * FROM {call.format(last=last)}"
+
+
+def growth(binary, sizes, lakes, only):
+    """Every report at each size, in one table."""
+    env = dict(os.environ, VITALS_MEMORY_LIMIT="8GiB")
+    results, events = {}, {}
+    for m in sizes:
+        lake = Path(lakes) / f"growth-{m:g}m"
+        if not (lake / "events").exists():
+            timed([binary, "demo", "--lake", lake, "--accounts", str(int(m * 260))])
+        _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*), max(event_date) FROM events"])
+        count, last = out.splitlines()[-1].split(",")
+        events[m] = int(count)
+        print(f"{m:g}M: {int(count):,} events to {last}", flush=True)
+        for name, call in REPORTS:
+            if only and name not in only:
+                continue
+            cmd = [binary, "sql", "--lake", lake, "--format", "csv", report_sql(call, last)]
+            timed(cmd, env=env, timeout=600, check=False)  # warm-up
+            results[(m, name)] = timed(cmd, env=env, timeout=600, check=False)
+            wall, rss, _ = results[(m, name)]
+            print(f"  {name}: {'failed' if wall is None else f'{wall:.2f} s'}, {rss:.0f} MiB", flush=True)
+    lo, hi = min(sizes), max(sizes)
+    head = " | ".join(f"{m:g}M s / MiB" for m in sizes)
+    print(f"\n| report | {head} | time {hi:g}M / {lo:g}M (events x{events[hi] / events[lo]:.1f}) | {hi:g}M within 5 s and 4 GiB |")
+    print("|---|" + "---|" * len(sizes) + "---|---|")
+    for name, _ in REPORTS:
+        if (lo, name) not in results:
+            continue
+        cells = []
+        for m in sizes:
+            wall, rss, err = results[(m, name)]
+            cells.append(f"failed: {err.replace('|', '/')}" if wall is None else f"{wall:.2f} / {rss:.0f}")
+        a, b = results[(lo, name)], results[(hi, name)]
+        ratio = f"{b[0] / a[0]:.1f}" if a[0] and b[0] else "-"
+        ok = "yes" if b[0] is not None and b[0] <= 5 and b[1] <= 4096 else "NO"
+        print(f"| {name} | {' | '.join(cells)} | {ratio} | {ok} |", flush=True)
 
 
 def main():
@@ -87,9 +148,15 @@ def main():
     p.add_argument("--lake", help="use (or create) this lake instead of a temporary one")
     p.add_argument("--only", help="comma-separated report names (as in the table) to run")
     p.add_argument("--history", type=int, help="compare health_history over this many weekly points with as many health_scores runs")
+    p.add_argument("--growth", help="comma-separated sizes in millions of events: every report at each size, in one table")
+    p.add_argument("--lakes", default=str(ROOT / "data" / "bench"), help="with --growth: the folder of the lakes (made there when missing)")
     a = p.parse_args()
-    binary = ROOT / "target" / "release" / "vitals"
-    subprocess.run(["cargo", "build", "--release", "--bin", "vitals"], cwd=ROOT, check=True)
+    binary = Path(os.environ.get("VITALS_BIN", ROOT / "target" / "release" / "vitals"))
+    if "VITALS_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--bin", "vitals"], cwd=ROOT, check=True)
+    if a.growth:
+        growth(binary, [float(x) for x in a.growth.split(",")], a.lakes, set(a.only.split(",")) if a.only else None)
+        return
     tmp = tempfile.TemporaryDirectory()
     lake = Path(a.lake) if a.lake else Path(tmp.name) / "lake"
     if not (lake / "events").exists():
@@ -106,8 +173,7 @@ def main():
     for name, call in REPORTS:
         if only and name not in only:
             continue
-        # The whole result, every column, printed: nothing can be pruned away.
-        sql = call if call.startswith("SELECT") else f"SELECT * FROM {call.format(last=last)}"
+        sql = report_sql(call, last)
         timed([binary, "sql", "--lake", lake, "--format", "csv", sql])  # warm-up
         samples = [timed([binary, "sql", "--lake", lake, "--format", "csv", sql]) for _ in range(a.runs)]
         rows = len(samples[0][2].splitlines()) - 1

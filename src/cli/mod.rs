@@ -51,6 +51,24 @@ pub enum Command {
     HashToken(HashTokenCmd),
     /// Delete files no reader counts any more: those an ingest replaced, and those of ingests that never committed.
     Vacuum(VacuumCmd),
+    /// Rewrite the events of each UTC day that is not one file in vitals' layout (another pipeline's files,
+    /// many small ingests) into one sorted file, in one commit; queries give the same answers, faster.
+    Compact(CompactCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct CompactCmd {
+    #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
+    pub lake: String,
+    /// Only days from this one (UTC, YYYY-MM-DD); a file reaching outside the days brings its other days in.
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Only days up to this one (UTC, YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Print what would be rewritten; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +313,7 @@ pub async fn run(cli: Cli) -> i32 {
             Ok(())
         }
         Command::Vacuum(c) => run_vacuum(c).await,
+        Command::Compact(c) => run_compact(c).await,
     };
     match result {
         Ok(()) => 0,
@@ -382,6 +401,39 @@ async fn run_vacuum(c: VacuumCmd) -> CliResult {
         "vacuum {}: deleted {} replaced and {} uncommitted files ({} bytes)",
         c.lake, v.removed_deleted, v.uncommitted_deleted, v.bytes
     );
+    Ok(())
+}
+
+async fn run_compact(c: CompactCmd) -> CliResult {
+    if let (Some(from), Some(to)) = (c.from, c.to) {
+        if to < from {
+            return Err(format!("--to {to} is before --from {from}").into());
+        }
+    }
+    let lake = Lake::open(&c.lake, false)?;
+    let args = crate::lake::compact::CompactArgs { from: c.from, to: c.to, dry_run: c.dry_run };
+    let s = crate::lake::compact::compact(&lake, &args).await?;
+    for (file, why) in &s.skipped {
+        println!("left as it is: {file}: {why}");
+    }
+    if s.files_removed == 0 {
+        println!("compact {}: every day is already one file in vitals' layout; nothing to do", c.lake);
+    } else if c.dry_run {
+        println!("compact {} (dry run): would rewrite {} days from {} files ({} bytes)", c.lake, s.days, s.files_removed, s.bytes_removed);
+    } else {
+        println!(
+            "compact {}: rewrote {} days, {} rows: {} files ({} bytes) replaced by {} ({} bytes) in commit {}; \
+             the replaced files are deleted by a vacuum at least 10 minutes from now (readers may still use them)",
+            c.lake,
+            s.days,
+            s.rows,
+            s.files_removed,
+            s.bytes_removed,
+            s.files_written,
+            s.bytes_written,
+            s.version.unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

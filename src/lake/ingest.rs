@@ -461,7 +461,7 @@ fn row_key(batch: &RecordBatch, cols: &[usize], row: usize) -> Result<String> {
 
 /// Casts a batch read from a Parquet file to the table's declared schema,
 /// naming the file and column when a type cannot be read as declared.
-fn conform(batch: &RecordBatch, table: Table, file: &str) -> Result<RecordBatch> {
+pub(super) fn conform(batch: &RecordBatch, table: Table, file: &str) -> Result<RecordBatch> {
     let declared = table.schema();
     let incoming = batch.schema();
     for f in incoming.fields() {

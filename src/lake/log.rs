@@ -120,6 +120,12 @@ impl LogState {
         Ok(commits)
     }
 
+    /// Whether a commit removed the file at `path` as it is now: it was
+    /// removed, and not written again after that commit.
+    pub fn removed_before(&self, path: &str, meta: &object_store::ObjectMeta) -> bool {
+        self.removed.get(path).is_some_and(|at| meta.last_modified.timestamp_micros() <= *at)
+    }
+
     /// Applies one commit (its version must be the next one).
     pub fn apply(&mut self, c: &Commit) {
         for a in &c.add {
@@ -317,5 +323,17 @@ mod tests {
         assert_eq!(s.live.keys().collect::<Vec<_>>(), vec!["accounts/b.parquet"]);
         assert_eq!(s.removed.get("accounts/a.parquet"), Some(&20));
         assert_eq!(s.removed.get("accounts/other-tool.parquet"), Some(&20));
+        // A file at a removed path counts again when it was written after the removal.
+        let at = |us: i64| object_store::ObjectMeta {
+            location: Path::from("accounts/other-tool.parquet"),
+            last_modified: chrono::DateTime::from_timestamp_micros(us).unwrap_or_default(),
+            size: 1,
+            e_tag: None,
+            version: None,
+        };
+        assert!(s.removed_before("accounts/other-tool.parquet", &at(19)));
+        assert!(s.removed_before("accounts/other-tool.parquet", &at(20)));
+        assert!(!s.removed_before("accounts/other-tool.parquet", &at(21)));
+        assert!(!s.removed_before("accounts/never-removed.parquet", &at(1)));
     }
 }

@@ -3,6 +3,7 @@
 //! through, the snapshots readers see, ingest, the demo generator, and the
 //! tables a DataFusion session reads. It knows nothing of views, reports or serving.
 
+pub mod compact;
 pub mod demo;
 pub mod ingest;
 pub mod live;

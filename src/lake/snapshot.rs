@@ -128,8 +128,10 @@ impl Snapshot {
                 let rel = lake.relative(&meta.location).to_string();
                 listed_paths.insert(rel.clone());
                 let owned = meta.location.filename().is_some_and(is_owned_name);
-                // vitals' own files count once committed; any other file unless a commit removed it.
-                let counts = if owned { log.live.contains_key(&rel) } else { !log.removed.contains_key(&rel) };
+                // vitals' own files count once committed; any other file unless
+                // a commit removed it (a file written to that path after the
+                // removal, such as a pipeline's new export of the day, is a new file).
+                let counts = if owned { log.live.contains_key(&rel) } else { !log.removed_before(&rel, &meta) };
                 if counts {
                     candidates.push((rel, meta));
                 }

@@ -52,6 +52,8 @@ pub async fn vacuum(lake: &Lake, keep: Retention) -> Result<VacuumSummary> {
             let name = meta.location.filename().unwrap_or_default();
             let written_us = meta.last_modified.timestamp_micros();
             let removed = match state.removed.get(&rel) {
+                // Written again after it was removed: another pipeline's new file.
+                Some(_) if !state.removed_before(&rel, &meta) => continue,
                 Some(at) if *at < removed_before => true,
                 Some(_) => continue,
                 None => false,

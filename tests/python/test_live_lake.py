@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -148,6 +149,145 @@ def test_event_time_filters_skip_files_by_their_own_statistics(demo, layouts):
     assert files_scanned(layouts["utc_plus_8"]) == ["event_date=2026-09-21/data.parquet", "event_date=2026-09-22/data.parquet"]
     # Files spanning every day cannot be skipped, and are not.
     assert len(files_scanned(layouts["load_date"])) == 4
+
+
+# --- compaction ------------------------------------------------------------------
+
+
+def live_events_files(lake: Path) -> dict:
+    """The events files the log says vitals wrote and are live, by relative path."""
+    live = {}
+    for entry in sorted((lake / "_vitals" / "log").glob("[0-9]*[0-9].json")):
+        commit = json.loads(entry.read_text())
+        live.update({a["path"]: a for a in commit["add"]})
+        for r in commit["remove"]:
+            live.pop(r, None)
+    return {p: a for p, a in live.items() if p.startswith("events/")}
+
+
+@pytest.mark.parametrize("layout", ["utc", "load_date", "utc_plus_8", "demo"])
+def test_compaction_keeps_every_answer_and_leaves_one_file_a_day(demo, layouts, layout, tmp_path):
+    """Foreign files (by UTC day, one load-date folder of files spanning every
+    day, by local date) and the demo's own two files a day become one file a
+    UTC day in vitals' layout; every query answers as before."""
+    lake = tmp_path / "lake"
+    shutil.copytree(demo if layout == "demo" else layouts[layout], lake)
+    days = {r["d"] for r in sql_json(demo, "SELECT CAST(event_date AS VARCHAR) AS d FROM events GROUP BY 1")}
+    rewritten = len(days)
+    if layout == "demo":
+        # An ingest adds a second file to each of the last three days.
+        event_csv(tmp_path / "late.csv", "late", 300)
+        run("ingest", "--lake", lake, tmp_path / "late.csv")
+        rewritten = 3
+    want = [sql_json(lake, q) for q in QUERIES]
+    proc = run("compact", "--lake", lake)
+    assert f"rewrote {rewritten} days" in proc.stdout, proc.stdout
+    for q, before in zip(QUERIES, want):
+        assert sql_json(lake, q) == before, f"{layout}: {q}"
+    files = live_events_files(lake)
+    assert sorted(p.split("/")[1] for p in files) == sorted(f"event_date={d}" for d in days)
+    assert sum(a["rows"] for a in files.values()) == sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"]
+    for path in files:
+        meta = pq.ParquetFile(lake / path).metadata
+        sorting = meta.row_group(0).sorting_columns
+        assert [meta.schema.column(c.column_index).name for c in sorting] == ["org_id", "user_id", "event_time"]
+    # One day's filter now reads that day's one file, and nothing warns.
+    plan = "\n".join(
+        r["plan"]
+        for r in sql_json(lake, "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE event_time >= TIMESTAMP '2026-09-21T00:00:00Z' AND event_time < TIMESTAMP '2026-09-22T00:00:00Z'")
+    )
+    assert sorted(set(re.findall(r"/events/([^\s,\[\]:]+\.parquet)", plan))) == [p.removeprefix("events/") for p in files if "2026-09-21" in p]
+    assert "outside" not in run("sql", "--lake", lake, "SELECT 1").stderr
+    assert "nothing to do" in run("compact", "--lake", lake).stdout
+    # Another pipeline's leftovers beside the data are not touched.
+    if layout == "load_date":
+        assert (lake / "events" / "load_date=2026-10-01" / "_SUCCESS").exists()
+
+
+def test_compaction_leaves_what_it_cannot_keep_and_a_new_file_at_a_removed_path_counts(layouts, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(layouts["utc"], lake)
+    before = sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"]
+    # A file with a column the contract does not declare: a rewrite would drop it.
+    t = dt.datetime(2026, 9, 21, 12, tzinfo=dt.timezone.utc)
+    extra = pa.table({"event_time": pa.array([t], type=pa.timestamp("us", tz="UTC")), "org_id": ["org-00001"], "user_id": ["x"], "event": ["login"], "app_version": ["4.2.0"]})
+    pq.write_table(extra, lake / "events" / "event_date=2026-09-21" / "with-app-version.parquet")
+    dry = run("compact", "--lake", lake, "--dry-run").stdout
+    assert "left as it is: events/event_date=2026-09-21/with-app-version.parquet" in dry and "app_version" in dry
+    assert "would rewrite" in dry and "vitals-" not in "".join(p.name for p in (lake / "events").rglob("*.parquet"))
+    # Only the days asked for; the rest stay as they were.
+    proc = run("compact", "--lake", lake, "--from", "2026-09-20", "--to", "2026-09-22")
+    assert "rewrote 3 days" in proc.stdout, proc.stdout
+    assert (lake / "events" / "event_date=2026-09-23" / "part-0.parquet").exists()
+    assert sorted(p.split("/")[1] for p in live_events_files(lake)) == [f"event_date=2026-09-2{d}" for d in (0, 1, 2)]
+    assert sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"] == before + 1
+    # A pipeline exports 2026-09-20 again to the same path, after the compaction: a new file that counts.
+    time.sleep(0.05)
+    again = pa.table({"event_time": pa.array([t - dt.timedelta(days=1)] * 3, type=pa.timestamp("us", tz="UTC")), "org_id": ["org-00001"] * 3, "user_id": ["y"] * 3, "event": ["login"] * 3})
+    pq.write_table(again, lake / "events" / "event_date=2026-09-20" / "part-0.parquet")
+    assert sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"] == before + 4
+    # Vacuum deletes the replaced files, not the new one.
+    run("vacuum", "--lake", lake, "--older-than", "0s")
+    assert not (lake / "events" / "event_date=2026-09-21" / "part-0.parquet").exists()
+    assert (lake / "events" / "event_date=2026-09-20" / "part-0.parquet").exists()
+    assert sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"] == before + 4
+    bad = run("compact", "--lake", lake, "--from", "2026-09-22", "--to", "2026-09-20", check=False)
+    assert bad.returncode != 0 and "--to 2026-09-20 is before --from 2026-09-22" in bad.stderr
+
+
+def test_a_killed_compaction_leaves_the_lake_as_it_was_or_compacted(demo, layouts, tmp_path):
+    rng = random.Random(SEED)
+    probe = tmp_path / "probe"
+    shutil.copytree(layouts["load_date"], probe)
+    started = time.monotonic()
+    run("compact", "--lake", probe)
+    took = time.monotonic() - started
+    want = [sql_json(demo, q) for q in QUERIES[:5]]
+    outcomes = {"before": 0, "compacted": 0}
+    for r in range(8):
+        lake = tmp_path / f"lake-{r}"
+        shutil.copytree(layouts["load_date"], lake)
+        at = rng.uniform(0.0, 1.05) * took
+        proc = subprocess.Popen([vitals_bin(), "compact", "--lake", str(lake)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(at)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert [sql_json(lake, q) for q in QUERIES[:5]] == want, f"round {r}, kill at {at:.3f}s of {took:.3f}s"
+        outcomes["compacted" if live_events_files(lake) else "before"] += 1
+        # Compacting again finishes the work, with the same answers.
+        run("compact", "--lake", lake)
+        assert [sql_json(lake, q) for q in QUERIES[:5]] == want, f"round {r}: the rerun"
+        assert "nothing to do" in run("compact", "--lake", lake).stdout
+    print(f"seed {SEED}: compaction killed 8 times, {outcomes}")
+
+
+def test_two_compactions_at_once_commit_once(layouts, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(layouts["utc_plus_8"], lake)
+    want = [sql_json(lake, q) for q in QUERIES[:5]]
+    procs = [subprocess.Popen([vitals_bin(), "compact", "--lake", str(lake)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate() + (p.returncode,) for p in procs]
+    rewrote = [out for out, _, code in results if code == 0 and "rewrote" in out]
+    assert len(rewrote) == 1, results
+    # The other found the work done, or lost the race and changed nothing.
+    other = [r for r in results if not (r[2] == 0 and "rewrote" in r[0])][0]
+    assert "nothing to do" in other[0] or "another writer committed first" in other[1], results
+    assert [sql_json(lake, q) for q in QUERIES[:5]] == want
+    assert len(live_events_files(lake)) == len({p.split("/")[1] for p in live_events_files(lake)})
+
+
+def test_compaction_of_an_s3_lake(demo, layouts, tmp_path, s3_server):
+    s3 = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"], aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    s3.create_bucket(Bucket="vitals-compact")
+    for path in layouts["utc_plus_8"].rglob("*.parquet"):
+        s3.upload_file(str(path), "vitals-compact", "lake/" + str(path.relative_to(layouts["utc_plus_8"])))
+    lake = "s3://vitals-compact/lake"
+    days = len(sql_json(demo, "SELECT event_date FROM events GROUP BY 1"))
+    proc = run("compact", "--lake", lake, env=s3_server)
+    assert f"rewrote {days} days" in proc.stdout, proc.stdout
+    for q in QUERIES[:6]:
+        assert sql_json(lake, q, env=s3_server) == sql_json(demo, q), q
+    assert "nothing to do" in run("compact", "--lake", lake, env=s3_server).stdout
 
 
 # --- all-or-nothing ingest -------------------------------------------------------
