@@ -11,8 +11,9 @@ With `--growth`: every report on demo lakes of about that many million events
 run each after a warm-up run, in one table: seconds and peak memory at each
 size, the growth from the smallest to the largest size against the growth of
 the events, and whether the largest size meets 5 s and 4 GiB. Each process is
-given a query memory limit of 8 GiB (VITALS_MEMORY_LIMIT) and 10 minutes; a
-report that fails says so in its cell.
+given a query memory limit of 8 GiB (VITALS_MEMORY_LIMIT; `--memory-limit ''`
+for none), 20 GiB of address space and 10 minutes; a report that fails says
+so in its cell.
 
 For each report: the median wall time of `vitals sql` running it (the whole
 process: start-up, planning, reading, computing, printing every row as CSV), and the
@@ -80,7 +81,9 @@ def timed(cmd, env=None, timeout=None, check=True):
     """Runs cmd; returns (wall seconds, peak RSS in MiB of the child, stdout),
     or with check=False (None, peak, the error's last line) when it fails."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # A report past 20 GiB fails alone rather than pushing the machine out of memory.
+    cap = lambda: resource.setrlimit(resource.RLIMIT_AS, (20 << 30, 20 << 30))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=cap)
     timer = threading.Timer(timeout, proc.kill) if timeout else None
     if timer:
         timer.start()
@@ -98,14 +101,22 @@ def timed(cmd, env=None, timeout=None, check=True):
     return wall, usage.ru_maxrss / 1024, out
 
 
+def only_names(arg):
+    if not arg:
+        return None
+    return {n.strip() for n in arg.split(";" if ";" in arg else ",")}
+
+
 def report_sql(call, last):
     # The whole result, every column, printed: nothing can be pruned away.
     return call if call.startswith("SELECT") else f"SELECT * FROM {call.format(last=last)}"
 
 
-def growth(binary, sizes, lakes, only):
+def growth(binary, sizes, lakes, only, memory_limit):
     """Every report at each size, in one table."""
-    env = dict(os.environ, VITALS_MEMORY_LIMIT="8GiB")
+    env = dict(os.environ)
+    if memory_limit:
+        env["VITALS_MEMORY_LIMIT"] = memory_limit
     results, events = {}, {}
     for m in sizes:
         lake = Path(lakes) / f"growth-{m:g}m"
@@ -146,16 +157,17 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--days", type=int, default=90, help="demo days")
     p.add_argument("--lake", help="use (or create) this lake instead of a temporary one")
-    p.add_argument("--only", help="comma-separated report names (as in the table) to run")
+    p.add_argument("--only", help="report names (as in the table) to run, separated by commas, or by semicolons when a name has a comma")
     p.add_argument("--history", type=int, help="compare health_history over this many weekly points with as many health_scores runs")
     p.add_argument("--growth", help="comma-separated sizes in millions of events: every report at each size, in one table")
+    p.add_argument("--memory-limit", default="8GiB", help="with --growth: VITALS_MEMORY_LIMIT of each report's process ('' for none; the address space is capped at 20 GiB either way)")
     p.add_argument("--lakes", default=str(ROOT / "data" / "bench"), help="with --growth: the folder of the lakes (made there when missing)")
     a = p.parse_args()
     binary = Path(os.environ.get("VITALS_BIN", ROOT / "target" / "release" / "vitals"))
     if "VITALS_BIN" not in os.environ:
         subprocess.run(["cargo", "build", "--release", "--bin", "vitals"], cwd=ROOT, check=True)
     if a.growth:
-        growth(binary, [float(x) for x in a.growth.split(",")], a.lakes, set(a.only.split(",")) if a.only else None)
+        growth(binary, [float(x) for x in a.growth.split(",")], a.lakes, only_names(a.only), a.memory_limit)
         return
     tmp = tempfile.TemporaryDirectory()
     lake = Path(a.lake) if a.lake else Path(tmp.name) / "lake"
@@ -167,7 +179,7 @@ def main():
     if a.history:
         history(binary, lake, dt.date.fromisoformat(last), a.history)
         return
-    only = set(a.only.split(",")) if a.only else None
+    only = only_names(a.only)
     print("| report | rows | seconds | peak RSS MiB |")
     print("|---|---|---|---|")
     for name, call in REPORTS:

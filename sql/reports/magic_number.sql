@@ -50,15 +50,17 @@ y AS (
     LEFT JOIN (SELECT user_id, max(yt) AS y FROM ue GROUP BY user_id) u ON u.user_id = c.user_id
 ),
 counts AS (
-    SELECT user_id, event, c FROM ue WHERE c > 0
+    -- Every user of ue is in the cohort, so the inner join keeps them all;
+    -- carrying y here spares the pairs a join with y after their self-join.
+    SELECT k.user_id, k.event, k.c, y.y FROM ue k JOIN y ON y.user_id = k.user_id WHERE k.c > 0
 ),
 totals AS (
     SELECT count(*) AS users, sum(y) AS users_y FROM y
 ),
 dist AS (
-    SELECT k.event, k.c, count(*) AS users, sum(y.y) AS users_y
-    FROM counts k JOIN y ON y.user_id = k.user_id
-    GROUP BY k.event, k.c
+    SELECT event, c, count(*) AS users, sum(y) AS users_y
+    FROM counts
+    GROUP BY event, c
 ),
 ns AS (
     SELECT value AS n FROM generate_series(1, {{max_n}})
@@ -97,12 +99,11 @@ candidates AS (
     SELECT event, n FROM ranked WHERE rank_in_event = 1 AND phi > 0 ORDER BY round(phi, 9) DESC, event, n LIMIT {{pair_candidates}}
 ),
 pair_counts AS (
-    SELECT c1.event, c1.n, c2.event AS event2, c2.n AS n2, count(*) AS x, sum(y.y) AS xy
+    SELECT c1.event, c1.n, c2.event AS event2, c2.n AS n2, count(*) AS x, sum(k1.y) AS xy
     FROM candidates c1
     JOIN candidates c2 ON c1.event < c2.event
     JOIN counts k1 ON k1.event = c1.event AND k1.c >= c1.n
     JOIN counts k2 ON k2.event = c2.event AND k2.c >= c2.n AND k2.user_id = k1.user_id
-    JOIN y ON y.user_id = k1.user_id
     GROUP BY c1.event, c1.n, c2.event, c2.n
 ),
 pair_phis AS (

@@ -52,7 +52,7 @@ pub enum Command {
     /// Delete files no reader counts any more: those an ingest replaced, and those of ingests that never committed.
     Vacuum(VacuumCmd),
     /// Rewrite the events of each UTC day that is not one file in vitals' layout (another pipeline's files,
-    /// many small ingests) into one sorted file, in one commit; queries give the same answers, faster.
+    /// many small ingests) into one sorted file, in one commit; every query gives the same answer.
     Compact(CompactCmd),
 }
 
