@@ -132,8 +132,10 @@ async fn plan(lake: &Lake, files: &[Arc<LakeFile>], args: &CompactArgs) -> Resul
             by_day.entry(d).or_default().push(i);
         }
     }
+    // A file left as it is does not count against a day: its other file is settled alone.
     let settled = |day: i64, holders: &[usize]| -> bool {
-        let [only] = holders else { return false };
+        let kept: Vec<usize> = holders.iter().copied().filter(|i| usable[*i]).collect();
+        let [only] = kept.as_slice() else { return false };
         let f = &files[*only];
         let owned = f.meta.location.filename().is_some_and(is_owned_name);
         owned && f.sorted && f.day().map(i64::from) == Some(day) && folder_day(&f.rel).map(day_number) == Some(day)

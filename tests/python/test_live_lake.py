@@ -221,6 +221,9 @@ def test_compaction_leaves_what_it_cannot_keep_and_a_new_file_at_a_removed_path_
     assert (lake / "events" / "event_date=2026-09-23" / "part-0.parquet").exists()
     assert sorted(p.split("/")[1] for p in live_events_files(lake)) == [f"event_date=2026-09-2{d}" for d in (0, 1, 2)]
     assert sql_json(lake, "SELECT count(*) AS n FROM events")[0]["n"] == before + 1
+    # The day with the file left as it is is done: a second run leaves it alone.
+    again = run("compact", "--lake", lake, "--from", "2026-09-20", "--to", "2026-09-22").stdout
+    assert "nothing to do" in again and "with-app-version.parquet" in again, again
     # A pipeline exports 2026-09-20 again to the same path, after the compaction: a new file that counts.
     time.sleep(0.05)
     again = pa.table({"event_time": pa.array([t - dt.timedelta(days=1)] * 3, type=pa.timestamp("us", tz="UTC")), "org_id": ["org-00001"] * 3, "user_id": ["y"] * 3, "event": ["login"] * 3})
