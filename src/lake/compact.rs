@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::NaiveDate;
@@ -28,7 +28,7 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 
 use super::ingest::conform;
-use super::log::{is_owned_name, table_of, LogState};
+use super::log::{is_owned_name, LogState};
 use super::snapshot::{folder_day, LakeFile, Snapshot, DAY_US};
 use super::writer::{sort_batch, Transaction};
 use super::{Lake, LakeError, Result, Table};
@@ -89,14 +89,6 @@ fn day_number(d: NaiveDate) -> i64 {
     (d - NaiveDate::default()).num_days()
 }
 
-/// The columns of a file the events table does not declare (a rewrite would lose them).
-async fn extra_columns(lake: &Lake, f: &LakeFile) -> Result<Vec<String>> {
-    let reader = ParquetObjectReader::new(lake.store().clone(), f.meta.location.clone()).with_file_size(f.meta.size);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    let declared = Table::Events.schema();
-    Ok(builder.schema().fields().iter().filter(|c| declared.field_with_name(c.name()).is_err()).map(|c| c.name().clone()).collect())
-}
-
 /// The plan: which files go and which days are written.
 struct Plan {
     /// Indexes into the snapshot's events files.
@@ -110,7 +102,7 @@ struct Plan {
 /// folder; every file of an unsettled day (within the window) is rewritten,
 /// and so is every file sharing a day with one that is (a file of several days
 /// brings them all in, since its rows leave it together).
-async fn plan(lake: &Lake, files: &[Arc<LakeFile>], args: &CompactArgs) -> Result<Plan> {
+fn plan(files: &[Arc<LakeFile>], args: &CompactArgs) -> Plan {
     let mut skipped = Vec::new();
     let mut usable = vec![true; files.len()];
     for (i, f) in files.iter().enumerate() {
@@ -120,10 +112,9 @@ async fn plan(lake: &Lake, files: &[Arc<LakeFile>], args: &CompactArgs) -> Resul
             skipped.push((f.rel.clone(), format!("its event_time values span more than {MAX_FILE_DAYS} days")));
             continue;
         }
-        let extra = extra_columns(lake, f).await?;
-        if !extra.is_empty() {
+        if !f.undeclared.is_empty() {
             usable[i] = false;
-            skipped.push((f.rel.clone(), format!("has columns outside the contract ({}), which a rewrite would drop", extra.join(", "))));
+            skipped.push((f.rel.clone(), format!("has columns outside the contract ({}), which a rewrite would drop", f.undeclared.join(", "))));
         }
     }
     let mut by_day: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
@@ -169,7 +160,7 @@ async fn plan(lake: &Lake, files: &[Arc<LakeFile>], args: &CompactArgs) -> Resul
     }
     // A day whose only usable file is already the settled one gains nothing.
     days.retain(|d| by_day.get(d).is_some_and(|h| h.iter().any(|i| chosen.contains(i))));
-    Ok(Plan { files: chosen.into_iter().collect(), days, skipped })
+    Plan { files: chosen.into_iter().collect(), days, skipped }
 }
 
 /// Rewrites the events of the days that are not in vitals' layout; see the module's comment.
@@ -178,7 +169,7 @@ pub async fn compact(lake: &Lake, args: &CompactArgs) -> Result<CompactSummary> 
     let cache: Arc<FileMetadataCache> = Arc::new(DefaultCache::new(16 << 20));
     let snapshot = Snapshot::build(lake, &log, None, &cache).await?;
     let files = snapshot.files(Table::Events);
-    let plan = plan(lake, files, args).await?;
+    let plan = plan(files, args);
     let mut summary = CompactSummary {
         days: plan.days.len(),
         files_removed: plan.files.len(),
@@ -213,7 +204,7 @@ pub async fn compact(lake: &Lake, args: &CompactArgs) -> Result<CompactSummary> 
     tx.retire(removed.iter().cloned());
     // Another commit that took one of these files out first (a compaction
     // running at the same time) would make their rows count twice.
-    let conflicts = |other: &super::log::Commit| other.remove.iter().any(|r| table_of(r) == Some(Table::Events) && removed.contains(r));
+    let conflicts = |other: &super::log::Commit| other.remove.iter().any(|r| removed.contains(r));
     summary.version = Some(tx.commit(conflicts).await?);
     Ok(summary)
 }
@@ -293,11 +284,11 @@ async fn read_days(lake: &Lake, f: &LakeFile, first: i64, last: i64, parts: &mut
         let batch = conform(&batch, Table::Events, &f.rel)?;
         let idx = batch.schema().index_of("event_time")?;
         let times = batch.column(idx).as_primitive::<TimestampMicrosecondType>();
-        let days: Vec<Option<i64>> = times.iter().map(|t| t.map(|t| t.div_euclid(DAY_US))).collect();
-        let present: BTreeSet<i64> = days.iter().flatten().copied().filter(|d| (first..=last).contains(d)).collect();
-        if days.iter().any(Option::is_none) {
+        if times.null_count() > 0 {
             return Err(LakeError::IncompatibleFile { file: f.rel.clone(), column: "event_time".into(), reason: "has NULL values".into() });
         }
+        let days: Vec<Option<i64>> = times.iter().map(|t| t.map(|t| t.div_euclid(DAY_US))).collect();
+        let present: BTreeSet<i64> = days.iter().flatten().copied().filter(|d| (first..=last).contains(d)).collect();
         for d in present {
             let keep: BooleanArray = days.iter().map(|x| Some(*x == Some(d))).collect();
             parts.entry(d).or_default().push(filter_record_batch(&batch, &keep)?);

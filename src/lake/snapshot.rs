@@ -52,6 +52,8 @@ pub struct LakeFile {
     pub time: Option<(i64, i64)>,
     /// The footer says the rows are in the table's sort order.
     pub sorted: bool,
+    /// Columns the file has that the table does not declare (read by no query).
+    pub undeclared: Vec<String>,
 }
 
 impl LakeFile {
@@ -248,7 +250,9 @@ async fn inspect(lake: &Lake, table: Table, rel: String, meta: ObjectMeta, cache
             col.max_value = at(hi);
         }
     }
-    Ok(LakeFile { sorted: declares_sort_order(table, &metadata), rel, meta, rows, stats: Arc::new(stats), time })
+    let declared = table.schema();
+    let undeclared = found.fields().iter().filter(|f| declared.field_with_name(f.name()).is_err()).map(|f| f.name().clone()).collect();
+    Ok(LakeFile { sorted: declares_sort_order(table, &metadata), rel, meta, rows, stats: Arc::new(stats), time, undeclared })
 }
 
 /// Checks the columns a file has against the table's declared ones: types, required columns present and without NULLs.
