@@ -3,6 +3,7 @@
 //! Layers, lowest first: lake -> functions -> reports -> engine -> server, cli.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod functions;

@@ -28,7 +28,7 @@ fn no_transparent_huge_pages() {}
 /// Not for the commands that serve: a client that hangs up must not end a server.
 #[cfg(unix)]
 fn quiet_on_closed_pipe(command: &vitals::cli::Command) {
-    if matches!(command, vitals::cli::Command::Serve(_) | vitals::cli::Command::Tour(_)) {
+    if matches!(command, vitals::cli::Command::Serve(_) | vitals::cli::Command::Tour(_) | vitals::cli::Command::Scheduler(_) | vitals::cli::Command::Executor(_)) {
         return;
     }
     // SAFETY: restores the default action of one signal and unblocks it (a

@@ -54,6 +54,63 @@ pub enum Command {
     /// Rewrite the events of each UTC day that is not one file in vitals' layout (another pipeline's files,
     /// many small ingests) into one sorted file, in one commit; every query gives the same answer.
     Compact(CompactCmd),
+    /// Run a Ballista scheduler for `--cluster df://HOST:PORT`; it plans each query's scans over the lake.
+    Scheduler(SchedulerCmd),
+    /// Run a Ballista executor: it registers with the scheduler and runs the tasks of queries.
+    Executor(ExecutorCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerCmd {
+    #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
+    pub lake: String,
+    /// Address to listen on.
+    #[arg(long, env = "VITALS_BIND_HOST", default_value = "127.0.0.1")]
+    pub bind_host: String,
+    /// Port to listen on (clients name it in `--cluster df://HOST:PORT`).
+    #[arg(long, env = "VITALS_BIND_PORT", default_value_t = crate::cluster::DEFAULT_SCHEDULER_PORT)]
+    pub bind_port: u16,
+    /// The host executors and clients reach this scheduler at (default: --bind-host).
+    #[arg(long, env = "VITALS_EXTERNAL_HOST")]
+    pub external_host: Option<String>,
+    /// How old the view of the lake may get before what was committed since is read.
+    #[arg(long, env = "VITALS_REFRESH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub refresh_interval: std::time::Duration,
+    /// How long an executor may go without a heartbeat (they send one every 5 s) before it is
+    /// taken as lost and its tasks run on the others (at least 10s).
+    #[arg(long, env = "VITALS_EXECUTOR_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub executor_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorCmd {
+    #[arg(long, env = "VITALS_LAKE", default_value = "data/lake")]
+    pub lake: String,
+    /// Address to listen on.
+    #[arg(long, env = "VITALS_BIND_HOST", default_value = "127.0.0.1")]
+    pub bind_host: String,
+    /// The host the scheduler and other executors reach this one at (default: --bind-host).
+    #[arg(long, env = "VITALS_EXTERNAL_HOST")]
+    pub external_host: Option<String>,
+    /// Port of the Arrow Flight service other executors and clients fetch results from.
+    #[arg(long, env = "VITALS_PORT", default_value_t = 50051)]
+    pub port: u16,
+    /// Port of the executor's gRPC service.
+    #[arg(long, env = "VITALS_GRPC_PORT", default_value_t = 50052)]
+    pub grpc_port: u16,
+    #[arg(long, env = "VITALS_SCHEDULER_HOST", default_value = "127.0.0.1")]
+    pub scheduler_host: String,
+    #[arg(long, env = "VITALS_SCHEDULER_PORT", default_value_t = crate::cluster::DEFAULT_SCHEDULER_PORT)]
+    pub scheduler_port: u16,
+    /// Tasks run at once (default: the cores).
+    #[arg(long, env = "VITALS_CONCURRENT_TASKS")]
+    pub concurrent_tasks: Option<usize>,
+    /// Folder for shuffle files and spills (default: a temporary folder).
+    #[arg(long, env = "VITALS_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Memory the tasks may use together, such as 4GiB (default: a share of the machine's).
+    #[arg(long, env = "VITALS_MEMORY_POOL_SIZE", value_parser = parse_size)]
+    pub memory_pool_size: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +224,9 @@ pub struct LakeArgs {
     /// (`vitals serve` and the prompt; 0s reads it before every query).
     #[arg(long, env = "VITALS_REFRESH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub refresh_interval: std::time::Duration,
+    /// Run queries on a Ballista cluster, df://HOST:PORT of its scheduler (`vitals scheduler`); planned here.
+    #[arg(long, env = "VITALS_CLUSTER")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -290,6 +350,10 @@ impl LakeArgs {
         args.views_dir = self.views.clone();
         args.memory_limit = self.memory_limit;
         args.refresh_every = self.refresh_interval;
+        if let Some(c) = &self.cluster {
+            crate::cluster::scheduler_url(c)?;
+            args.cluster = Some(c.clone());
+        }
         Ok(args)
     }
 
@@ -314,6 +378,8 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::Vacuum(c) => run_vacuum(c).await,
         Command::Compact(c) => run_compact(c).await,
+        Command::Scheduler(c) => run_scheduler(c).await,
+        Command::Executor(c) => run_executor(c).await,
     };
     match result {
         Ok(()) => 0,
@@ -402,6 +468,43 @@ async fn run_vacuum(c: VacuumCmd) -> CliResult {
         c.lake, v.removed_deleted, v.uncommitted_deleted, v.bytes
     );
     Ok(())
+}
+
+async fn run_scheduler(c: SchedulerCmd) -> CliResult {
+    let lake = Lake::open(&c.lake, false)?;
+    crate::cluster::run_scheduler(crate::cluster::SchedulerOptions {
+        lake,
+        bind_host: c.bind_host,
+        bind_port: c.bind_port,
+        external_host: c.external_host,
+        refresh_every: c.refresh_interval,
+        executor_timeout: c.executor_timeout,
+    })
+    .await
+}
+
+async fn run_executor(c: ExecutorCmd) -> CliResult {
+    let lake = Lake::open(&c.lake, false)?;
+    let work_dir = match c.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("--work-dir {}: {e}", dir.display()))?;
+            Some(dir.to_str().ok_or_else(|| format!("--work-dir {}: not UTF-8", dir.display()))?.to_string())
+        }
+        None => None,
+    };
+    crate::cluster::run_executor(crate::cluster::ExecutorOptions {
+        lake,
+        bind_host: c.bind_host,
+        external_host: c.external_host,
+        port: c.port,
+        grpc_port: c.grpc_port,
+        scheduler_host: c.scheduler_host,
+        scheduler_port: c.scheduler_port,
+        concurrent_tasks: c.concurrent_tasks,
+        work_dir,
+        memory_pool_size: c.memory_pool_size.map(|s| u64::try_from(s).unwrap_or(u64::MAX)),
+    })
+    .await
 }
 
 async fn run_compact(c: CompactCmd) -> CliResult {

@@ -63,6 +63,8 @@ pub struct EngineArgs {
     /// Memory for query execution; beyond it operators spill or fail.
     pub memory_limit: Option<usize>,
     pub target_partitions: Option<usize>,
+    /// `df://host:port`: plan here and run on this Ballista cluster (see [`crate::cluster`]).
+    pub cluster: Option<String>,
 }
 
 impl EngineArgs {
@@ -75,6 +77,7 @@ impl EngineArgs {
             refresh_every: LiveOptions::default().refresh_every,
             memory_limit: None,
             target_partitions: None,
+            cluster: None,
         }
     }
 }
@@ -147,12 +150,15 @@ impl Engine {
         if let Some(limit) = args.memory_limit {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
         }
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime.build_arc()?)
             .with_default_features()
             .with_optimizer_rules(dependencies::optimizer_rules())
             .build();
+        if let Some(cluster) = &args.cluster {
+            state = crate::cluster::client_state(state, cluster)?;
+        }
         let ctx = SessionContext::new_with_state(state);
         lake::tables::register(&ctx, &live, scope.as_ref())?;
         let mut catalog: Vec<CatalogEntry> = Table::ALL
@@ -249,6 +255,12 @@ impl Engine {
     pub fn catalog(&self) -> &[CatalogEntry] {
         &self.catalog
     }
+}
+
+/// The logical optimizer rules of every vitals session (DataFusion's, with
+/// the grouping-key rule of [`dependencies`]); a cluster's roles use them too.
+pub fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+    dependencies::optimizer_rules()
 }
 
 /// Plans one SQL statement. Table function names are matched without regard

@@ -98,6 +98,13 @@ impl Lake {
         ctx.register_object_store(&base, self.store.clone());
     }
 
+    /// The same, in a runtime that is not a session's (a cluster executor's).
+    pub fn register_store_in(&self, runtime: &datafusion::execution::runtime_env::RuntimeEnv) {
+        let mut base = self.root.clone();
+        base.set_path("");
+        runtime.register_object_store(&base, self.store.clone());
+    }
+
     /// The store path of a table's folder.
     pub fn table_path(&self, table: Table) -> Path {
         self.prefix.clone().join(table.name())

@@ -44,6 +44,16 @@ impl ScopeExec {
         );
         Ok(ScopeExec { input, predicate, keep, schema, properties: Arc::new(properties) })
     }
+
+    /// `org_id IN (the scope's accounts)`, over the input's schema.
+    pub fn predicate(&self) -> &Arc<dyn PhysicalExpr> {
+        &self.predicate
+    }
+
+    /// The input's columns it passes on.
+    pub fn keep(&self) -> &[usize] {
+        &self.keep
+    }
 }
 
 impl DisplayAs for ScopeExec {

@@ -126,6 +126,16 @@ impl LakeTable {
         Ok(Self { table, live: Arc::clone(live), scope, schema: table_schema(table), format, url })
     }
 
+    /// Which table it is.
+    pub fn table(&self) -> Table {
+        self.table
+    }
+
+    /// The accounts it yields, when limited to some.
+    pub fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
     /// `org_id IN (the scope's accounts)`; false for an empty scope.
     fn scope_predicate(&self) -> Option<Expr> {
         let orgs = self.scope.as_ref()?;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
 use datafusion::catalog::{
@@ -831,7 +832,19 @@ struct Stage {
 #[derive(Debug)]
 struct Materialized {
     schema: SchemaRef,
-    data: OnceLock<Arc<MemTable>>,
+    data: OnceLock<Vec<RecordBatch>>,
+}
+
+/// Whether a table is a report stage's result.
+pub fn is_stage_result(table: &dyn TableProvider) -> bool {
+    let any: &dyn std::any::Any = table;
+    any.is::<Materialized>()
+}
+
+/// The rows of a report stage's result, once it has run.
+pub fn stage_result(table: &dyn TableProvider) -> Option<&[RecordBatch]> {
+    let any: &dyn std::any::Any = table;
+    any.downcast_ref::<Materialized>()?.data.get().map(Vec::as_slice)
 }
 
 #[async_trait]
@@ -845,8 +858,8 @@ impl TableProvider for Materialized {
     }
 
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
-        let table = self.data.get().ok_or_else(|| DataFusionError::Internal("a report stage was read before it ran".into()))?;
-        table.scan(state, projection, filters, limit).await
+        let batches = self.data.get().ok_or_else(|| DataFusionError::Internal("a report stage was read before it ran".into()))?;
+        MemTable::try_new(self.schema.clone(), vec![batches.clone()])?.scan(state, projection, filters, limit).await
     }
 }
 
@@ -902,6 +915,28 @@ impl TableProvider for CheckedReport {
     }
 
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.ready(state).await?;
+        // The view's plan is optimised here and again as part of the query's
+        // plan. Planned here without dynamic filters, the second pass may
+        // still reorder its joins (DataFusion refuses to swap a join whose
+        // dynamic filter exists) and then adds the dynamic filters itself.
+        let session = state.as_any().downcast_ref::<SessionState>().ok_or_else(|| DataFusionError::Internal("need a SessionState".into()))?;
+        let mut config = session.config().clone();
+        config.options_mut().optimizer.enable_dynamic_filter_pushdown = false;
+        config.options_mut().optimizer.enable_join_dynamic_filter_pushdown = false;
+        config.options_mut().optimizer.enable_topk_dynamic_filter_pushdown = false;
+        config.options_mut().optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+        // The catalog exists: building must not register a fresh, empty one over it.
+        config.options_mut().catalog.create_default_catalog_and_schema = false;
+        let inner = SessionStateBuilder::new_from_existing(session.clone()).with_config(config).build();
+        self.view.scan(&inner, projection, filters, limit).await
+    }
+}
+
+impl CheckedReport {
+    /// Says why the report cannot run, checks its event names and runs its
+    /// stages (once: a report read twice in a query shares them).
+    async fn ready(&self, state: &dyn Session) -> Result<()> {
         if let Some(why) = &self.refusal {
             return plan_err!("{why}");
         }
@@ -924,24 +959,95 @@ impl TableProvider for CheckedReport {
         for stage in &self.stages {
             if stage.table.data.get().is_none() {
                 let batches = stage.ctx.execute_logical_plan(stage.plan.clone()).await?.collect().await?;
-                let _ = stage.table.data.set(Arc::new(MemTable::try_new(stage.table.schema.clone(), vec![batches])?));
+                let _ = stage.table.data.set(batches);
             }
         }
-        // The view's plan is optimised here and again as part of the query's
-        // plan. Planned here without dynamic filters, the second pass may
-        // still reorder its joins (DataFusion refuses to swap a join whose
-        // dynamic filter exists) and then adds the dynamic filters itself.
-        let session = state.as_any().downcast_ref::<SessionState>().ok_or_else(|| DataFusionError::Internal("need a SessionState".into()))?;
-        let mut config = session.config().clone();
-        config.options_mut().optimizer.enable_dynamic_filter_pushdown = false;
-        config.options_mut().optimizer.enable_join_dynamic_filter_pushdown = false;
-        config.options_mut().optimizer.enable_topk_dynamic_filter_pushdown = false;
-        config.options_mut().optimizer.enable_aggregate_dynamic_filter_pushdown = false;
-        // The catalog exists: building must not register a fresh, empty one over it.
-        config.options_mut().catalog.create_default_catalog_and_schema = false;
-        let inner = SessionStateBuilder::new_from_existing(session.clone()).with_config(config).build();
-        self.view.scan(&inner, projection, filters, limit).await
+        Ok(())
     }
+}
+
+/// A plan whose reports are made ready to run elsewhere (on a cluster): each
+/// report's checks and stages are run (the stages as queries of the session
+/// `state`), and the report is replaced by its SQL's plan, as a view, with the
+/// stages' results in it. `reports.NAME` is called with its defaults first.
+/// Reports inside reports are made ready the same way.
+pub fn inline_reports(plan: LogicalPlan, state: &SessionState) -> futures::future::BoxFuture<'_, Result<LogicalPlan>> {
+    use datafusion::datasource::provider_as_source;
+    use futures::FutureExt;
+    async move {
+        let found = tables_scanned(&plan, |t| {
+            let any: &dyn std::any::Any = t;
+            any.is::<CheckedReport>() || any.is::<ReportView>()
+        })?;
+        if found.is_empty() {
+            return Ok(plan);
+        }
+        let mut views: Vec<(Arc<dyn TableProvider>, Arc<dyn datafusion::logical_expr::TableSource>)> = Vec::new();
+        for provider in found {
+            let any: &dyn std::any::Any = provider.as_ref();
+            let called;
+            let report: Arc<dyn TableProvider> = match any.downcast_ref::<ReportView>() {
+                Some(view) => {
+                    called = view.func.call_with_args(TableFunctionArgs::new(&[], state))?;
+                    Arc::clone(&called)
+                }
+                None => Arc::clone(&provider),
+            };
+            let any: &dyn std::any::Any = report.as_ref();
+            let body = if let Some(checked) = any.downcast_ref::<CheckedReport>() {
+                checked.ready(state).await?;
+                checked.view.logical_plan().clone()
+            } else if let Some(view) = any.downcast_ref::<ViewTable>() {
+                view.logical_plan().clone()
+            } else {
+                return Err(DataFusionError::Internal("a report that is neither a view nor a checked report".into()));
+            };
+            let body = inline_reports(body, state).await?;
+            views.push((provider, provider_as_source(Arc::new(ViewTable::new(body, None)))));
+        }
+        with_tables_replaced(plan, &views)
+    }
+    .boxed()
+}
+
+/// The tables a plan (its subqueries included) scans that `wanted` picks, each once.
+pub fn tables_scanned(plan: &LogicalPlan, wanted: impl Fn(&dyn TableProvider) -> bool) -> Result<Vec<Arc<dyn TableProvider>>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::source_as_provider;
+    let mut found: Vec<Arc<dyn TableProvider>> = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(p) = source_as_provider(&scan.source) {
+                if wanted(p.as_ref()) && !found.iter().any(|f| Arc::ptr_eq(f, &p)) {
+                    found.push(p);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(found)
+}
+
+/// `plan` with each scan of a table in `replacements` reading its replacement instead.
+pub fn with_tables_replaced(
+    plan: LogicalPlan,
+    replacements: &[(Arc<dyn TableProvider>, Arc<dyn datafusion::logical_expr::TableSource>)],
+) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::datasource::source_as_provider;
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(mut scan) = node {
+            if let Ok(p) = source_as_provider(&scan.source) {
+                if let Some((_, source)) = replacements.iter().find(|(f, _)| Arc::ptr_eq(f, &p)) {
+                    scan.source = Arc::clone(source);
+                    return Ok(Transformed::yes(LogicalPlan::TableScan(scan)));
+                }
+            }
+            return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+        }
+        Ok(Transformed::no(node))
+    })?;
+    Ok(rewritten.data)
 }
 
 /// Reads the report templates (`sql/reports/*.sql`): each `${part:NAME}` is
