@@ -259,11 +259,14 @@ def test_an_s3_lake_answers_the_same_on_the_cluster(tmp_path, s3_server, lake):
     run("demo", "--lake", remote, "--accounts", "24", "--days", "130", "--seed", "11", env=s3_server)
     c = Cluster(remote, tmp_path / "procs", env=s3_server)
     try:
-        checks = QUERIES[:6] + [report_sql(call, last_day(lake)) for name, call in REPORTS if name in ("funnel", "retention_matrix", "health_scores", "paths after signup")]
+        # The same demo on S3 and on disk: every report and query, answered by the cluster from S3, equals the local answer from disk.
+        checks = QUERIES + [report_sql(call, last_day(lake)) for _, call in REPORTS]
         for q in checks:
-            local, error = sql(lake, q)
-            assert error is None, error
+            local, local_error = sql(lake, q)
             on_s3, error = sql(remote, q, c, env=s3_server)
+            if local_error:
+                assert error == local_error, (q, local_error, error)
+                continue
             assert error is None, (q, error)
             assert rows_equal(local, on_s3), q
     finally:
