@@ -93,9 +93,7 @@ impl Lake {
     /// Makes the lake's object store known to a session (for a local lake,
     /// the memory-mapped store in place of DataFusion's own file store).
     pub fn register_store(&self, ctx: &SessionContext) {
-        let mut base = self.root.clone();
-        base.set_path("");
-        ctx.register_object_store(&base, self.store.clone());
+        self.register_store_in(ctx.runtime_env().as_ref());
     }
 
     /// The same, in a runtime that is not a session's (a cluster executor's).
