@@ -5,6 +5,7 @@ ten million events, with the release binary.
     python3 benches/reports.py [--accounts 2600] [--days 90] [--runs 3] [--lake PATH] [--only NAME,...]
     python3 benches/reports.py --accounts 1300 --days 180 --history 26
     python3 benches/reports.py --growth 10,50,100 [--lakes DIR]
+    python3 benches/reports.py --growth 10,100 --before OLD_BINARY --only 'NAME;NAME'
 
 With `--growth`: every report on demo lakes of about that many million events
 (260 accounts per million, 90 days; made under `--lakes` when missing), one
@@ -19,6 +20,11 @@ For each report: the median wall time of `vitals sql` running it (the whole
 process: start-up, planning, reading, computing, printing every row as CSV), and the
 process's peak resident memory, so a report that collected the event table
 into memory would show.
+
+With `--before OLD_BINARY` (and `--growth`): each report run by the old
+binary and by this one, alternately (a warm-up run each, then `--runs` runs
+each, medians), their whole outputs compared (rows sorted; numbers within a
+relative 1e-9), and the time and peak memory of each with the ratio new / old.
 
 With `--history N`: health_history over N weekly points up to the lake's last
 day, one process, against N processes of health_scores, one per date (what a
@@ -151,6 +157,60 @@ def growth(binary, sizes, lakes, only, memory_limit):
         print(f"| {name} | {' | '.join(cells)} | {ratio} | {ok} |", flush=True)
 
 
+def same_rows(a, b):
+    """Whether two CSV outputs hold the same rows (in any order; numbers within a relative 1e-9)."""
+    import csv
+    import io
+    import math
+
+    ra, rb = list(csv.reader(io.StringIO(a))), list(csv.reader(io.StringIO(b)))
+    if not ra or not rb or ra[0] != rb[0] or len(ra) != len(rb):
+        return False
+    for x, y in zip(sorted(ra[1:]), sorted(rb[1:])):
+        for u, v in zip(x, y):
+            if u == v:
+                continue
+            try:
+                if math.isclose(float(u), float(v), rel_tol=1e-9, abs_tol=1e-12):
+                    continue
+            except ValueError:
+                pass
+            return False
+    return True
+
+
+def versus(before, binary, sizes, lakes, only, memory_limit, runs):
+    """Each report by the old and the new binary, alternately, on each lake: answers compared, times as ratios."""
+    env = dict(os.environ)
+    if memory_limit:
+        env["VITALS_MEMORY_LIMIT"] = memory_limit
+    print("| report | events | before s / MiB | after s / MiB | time after / before | same answer |")
+    print("|---|---|---|---|---|---|")
+    for m in sizes:
+        lake = Path(lakes) / f"growth-{m:g}m"
+        _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*), max(event_date) FROM events"])
+        count, last = out.splitlines()[-1].split(",")
+        for name, call in REPORTS:
+            if only and name not in only:
+                continue
+            cmds = [[b, "sql", "--lake", lake, "--format", "csv", report_sql(call, last)] for b in (before, binary)]
+            for cmd in cmds:
+                timed(cmd, env=env, timeout=900, check=False)  # warm-up
+            samples = ([], [])
+            for _ in range(runs):
+                for i, cmd in enumerate(cmds):
+                    samples[i].append(timed(cmd, env=env, timeout=900, check=False))
+            cells = []
+            for s in samples:
+                walls = [w for w, _, _ in s if w is not None]
+                cells.append((statistics.median(walls) if len(walls) == len(s) else None, max(r for _, r, _ in s), s[0][2]))
+            (wa, ra, oa), (wb, rb, ob) = cells
+            same = "yes" if wa is not None and wb is not None and same_rows(oa, ob) else "NO"
+            fmt = lambda w, r, o: f"failed: {o.replace('|', '/')}" if w is None else f"{w:.2f} / {r:.0f}"
+            ratio = f"{wb / wa:.2f}" if wa and wb else "-"
+            print(f"| {name} | {int(count):,} | {fmt(wa, ra, oa)} | {fmt(wb, rb, ob)} | {ratio} | {same} |", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--accounts", type=int, default=2600, help="demo accounts (2600 give about 10M events)")
@@ -162,10 +222,14 @@ def main():
     p.add_argument("--growth", help="comma-separated sizes in millions of events: every report at each size, in one table")
     p.add_argument("--memory-limit", default="8GiB", help="with --growth: VITALS_MEMORY_LIMIT of each report's process ('' for none; the address space is capped at 20 GiB either way)")
     p.add_argument("--lakes", default=str(ROOT / "data" / "bench"), help="with --growth: the folder of the lakes (made there when missing)")
+    p.add_argument("--before", help="with --growth: an older vitals binary to run side by side with this one (the lakes must exist)")
     a = p.parse_args()
     binary = Path(os.environ.get("VITALS_BIN", ROOT / "target" / "release" / "vitals"))
     if "VITALS_BIN" not in os.environ:
         subprocess.run(["cargo", "build", "--release", "--bin", "vitals"], cwd=ROOT, check=True)
+    if a.growth and a.before:
+        versus(Path(a.before), binary, [float(x) for x in a.growth.split(",")], a.lakes, only_names(a.only), a.memory_limit, a.runs)
+        return
     if a.growth:
         growth(binary, [float(x) for x in a.growth.split(",")], a.lakes, only_names(a.only), a.memory_limit)
         return

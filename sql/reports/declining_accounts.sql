@@ -1,16 +1,19 @@
 -- declining_accounts(csms BIGINT = 1, per_csm BIGINT = 10, days BIGINT, as_of DATE): the csms x per_csm paying accounts whose activity (active users, visits, minutes) fell fastest over `days` against the period before, ranked, with each metric's change, the CSM, ARR, renewal date, and whether the drop is broad (most users stopped), concentrated (key users stopped) or in intensity (the same users do less)
 -- params: cur_start DATE, cur_end DATE, prev_start DATE, csms BIGINT, per_csm BIGINT
 -- order: rank
-WITH ev AS (
-    SELECT e.org_id, e.user_id, e.session_id, e.duration_ms, e.event_date >= $1 AS cur, coalesce(u.is_key_user, false) AS is_key
-    FROM events e
-    LEFT JOIN users u ON u.user_id = e.user_id
-    WHERE e.event_date >= $3 AND e.event_date <= $2
-),
-per_user AS (
-    SELECT org_id, user_id, is_key, max(CASE WHEN cur THEN 1 ELSE 0 END) AS in_cur, max(CASE WHEN cur THEN 0 ELSE 1 END) AS in_prev
-    FROM ev
-    GROUP BY org_id, user_id, is_key
+-- Per user: active in the period, in the one before; the users table is
+-- joined to these rows, not to every event.
+WITH per_user AS (
+    SELECT p.org_id, p.user_id, coalesce(u.is_key_user, false) AS is_key, p.in_cur, p.in_prev
+    FROM (
+        SELECT org_id, user_id,
+            max(CASE WHEN event_date >= $1 THEN 1 ELSE 0 END) AS in_cur,
+            max(CASE WHEN event_date >= $1 THEN 0 ELSE 1 END) AS in_prev
+        FROM events
+        WHERE event_date >= $3 AND event_date <= $2
+        GROUP BY org_id, user_id
+    ) p
+    LEFT JOIN users u ON u.user_id = p.user_id
 ),
 people AS (
     SELECT
@@ -26,9 +29,10 @@ people AS (
 ),
 visits AS (
     -- One DISTINCT per aggregation, so it becomes a plain grouping.
-    SELECT org_id, cur, count(DISTINCT session_id) AS visits, coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
-    FROM ev
-    GROUP BY org_id, cur
+    SELECT org_id, event_date >= $1 AS cur, count(DISTINCT session_id) AS visits, coalesce(sum(duration_ms), 0) / 60000.0 AS minutes
+    FROM events
+    WHERE event_date >= $3 AND event_date <= $2
+    GROUP BY 1, 2
 ),
 activity AS (
     SELECT

@@ -1,23 +1,16 @@
 -- funnel(steps EVENTS, window INTERVAL = 7 days, breakdown VARCHAR = '', mode VARCHAR = '', from DATE = first, to DATE = last, unit VARCHAR = user): per step (and breakdown value): users (accounts, by account: any member's event counts) who reached it, drop-off, conversion from the previous and from the first step in percent, median and p90 hours from the previous step
 -- order: breakdown = 'other', breakdown, step
-WITH ev AS (
-    SELECT e.{{unit_col}} AS user_id, e.event_time, e.event, {{breakdown_expr}} AS bval
-    FROM events e {{breakdown_join}}
-    WHERE {{event_filter}} AND e.event_date >= {{from}} AND e.event_date <= {{to}}
-),
-per_user AS (
-    -- A user's breakdown value is the one on their first step-1 event.
-    SELECT
-        user_id,
-        first_value(bval ORDER BY event_time) FILTER (WHERE event = {{step1}}) AS bval,
-        window_funnel_path({{window}}, {{mode}}, event_time, {{conditions}}) AS path
-    FROM ev
-    GROUP BY user_id
-),
-entered AS (
-    SELECT coalesce(bval, '(none)') AS bval, path, cardinality(path) AS level
-    FROM per_user
-    WHERE cardinality(path) > 0
+-- With a breakdown, who entered the funnel, their breakdown value and chain:
+-- one funnel pass, held once (the top values and the steps both read it).
+-- Without one, nothing is held: the steps read the pass directly.
+-- stage entered
+WITH ${part:funnel_pass}
+SELECT * FROM passed WHERE {{has_breakdown}};
+WITH ${part:funnel_pass},
+entered_all AS (
+    SELECT * FROM entered
+    UNION ALL
+    SELECT * FROM passed WHERE NOT {{has_breakdown}}
 ),
 top_values AS (
     SELECT bval FROM entered GROUP BY bval ORDER BY count(*) DESC, bval LIMIT {{top_values}}
@@ -29,7 +22,7 @@ labelled AS (
                   ELSE 'other' END AS VARCHAR) AS breakdown,
         e.path,
         e.level
-    FROM entered e
+    FROM entered_all e
     LEFT JOIN top_values t ON t.bval = e.bval
 ),
 steps(step, event) AS (VALUES {{step_rows}}),

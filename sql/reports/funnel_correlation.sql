@@ -1,26 +1,28 @@
 -- funnel_correlation(steps EVENTS, window INTERVAL = 7 days, mode VARCHAR = '', from DATE = first, to DATE = last, properties VARCHAR = ''): what goes with converting? For each event done between entering a funnel and converting (or, for those who did not convert, the end of the window), and each value of the listed properties (default utm_source, browser, os, plan, industry, role): events columns (of the entering event), accounts columns and users columns: the entrants with it who converted and who did not, the same without it, the odds ratio of converting with a 0.5 correction where a cell is 0, its 95% interval, and whether it goes with success or failure (where the interval excludes 1); those that do first, each group the strongest first
 -- order: rank
+-- Who entered the funnel, when, and whether they converted: one funnel
+-- pass, held once (the parts below read it four times).
+-- stage entrants
+WITH per_user AS (
+    SELECT
+        user_id,
+        window_funnel_path({{window}}, {{mode}}, event_time, {{conditions}}) AS path
+    FROM events
+    WHERE event_date >= {{from}} AND event_date <= {{to}}
+    GROUP BY user_id
+)
+SELECT
+    user_id,
+    path[1] AS t_in,
+    CASE WHEN cardinality(path) = {{n_steps}} THEN path[{{n_steps}}] ELSE path[1] + {{window_us}} END AS t_out,
+    cardinality(path) = {{n_steps}} AS converted
+FROM per_user
+WHERE cardinality(path) > 0;
 WITH ev AS (
     SELECT e.user_id, e.org_id, e.event_time, e.event, e.utm_source, e.utm_medium, e.utm_campaign, e.utm_content, e.utm_term,
            e.browser, e.os, e.region, e.module, e.page, e.event_date
     FROM events e
     WHERE e.event_date >= {{from}} AND e.event_date <= {{to}}
-),
-per_user AS (
-    SELECT
-        user_id,
-        window_funnel_path({{window}}, {{mode}}, event_time, {{conditions}}) AS path
-    FROM ev
-    GROUP BY user_id
-),
-entrants AS (
-    SELECT
-        user_id,
-        path[1] AS t_in,
-        CASE WHEN cardinality(path) = {{n_steps}} THEN path[{{n_steps}}] ELSE path[1] + {{window_us}} END AS t_out,
-        cardinality(path) = {{n_steps}} AS converted
-    FROM per_user
-    WHERE cardinality(path) > 0
 ),
 entering AS (
     -- The entering event (the chain's first step), for the events columns.

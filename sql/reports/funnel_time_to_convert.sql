@@ -1,5 +1,7 @@
 -- funnel_time_to_convert(steps EVENTS, window INTERVAL = 7 days, from_step BIGINT = 1, to_step BIGINT = 0, bins BIGINT = 20, mode VARCHAR = '', from DATE = first, to DATE = last, unit VARCHAR = user): a histogram of the time from one funnel step to a later one (to_step 0 is the last step), measured along the chain funnel counts: bins of one width, the narrowest readable duration (1, 2, 5, 10, 15 or 30 seconds or minutes; 1, 2, 3, 6 or 12 hours; 1, 2, 3, 7, 14, 30, 90, 180 days; years) that holds the slowest conversion in at most bins bins; per bin its bounds in seconds (from inclusive, to exclusive) and as text, the users (accounts, by account) whose time falls in it, their share and the share up to it; the users of all bins are funnel's users on to_step
 -- order: bin
+-- Each converted user's time: one funnel pass, held once (read by every part below).
+-- stage converted
 WITH ev AS (
     SELECT e.{{unit_col}} AS user_id, e.event_time, e.event
     FROM events e
@@ -9,14 +11,12 @@ per_user AS (
     SELECT window_funnel_path({{window}}, {{mode}}, event_time, {{conditions}}) AS path
     FROM ev
     GROUP BY user_id
-),
-converted AS (
-    -- Microseconds between the two steps of one chain (never negative: a chain's times only grow).
-    SELECT path[{{to_step}}] - path[{{from_step}}] AS us
-    FROM per_user
-    WHERE cardinality(path) >= {{to_step}}
-),
-totals AS (
+)
+-- Microseconds between the two steps of one chain (never negative: a chain's times only grow).
+SELECT path[{{to_step}}] - path[{{from_step}}] AS us
+FROM per_user
+WHERE cardinality(path) >= {{to_step}};
+WITH totals AS (
     SELECT max(us) AS slowest, count(*) AS users FROM converted
 ),
 widths(seconds) AS (

@@ -1,5 +1,8 @@
 -- retention_matrix(cohort_event EVENT, return_event EVENT, period VARCHAR = week, periods BIGINT = 8, mode VARCHAR = first_time, from DATE = first, to DATE = last, unit VARCHAR = user): users (accounts, by account: any member's event counts) in cohorts by the period of their first cohort_event (mode recurring: of each one), and the share who did return_event k = 0..periods periods later; the rows with cohort_start NULL are the retention curve, weighted over the cohorts that reached period k
 -- order: cohort_start NULLS FIRST, period_k
+-- Each cohort's cells, held once: the matrix and its all-cohorts row both
+-- read them (SQL would compute them, reading the events, for each).
+-- stage cells
 WITH ce AS (
     SELECT DISTINCT {{unit_col}} AS user_id, {{idx}} AS p
     FROM events
@@ -41,6 +44,7 @@ cells AS (
     CROSS JOIN ks
     LEFT JOIN hits h ON h.p = s.p AND h.k = ks.k
 )
+SELECT * FROM cells;
 SELECT cohort_start, cohort_users, period_k, retained_users, retained_pct FROM (
     SELECT
         {{period_start}} AS cohort_start,

@@ -763,7 +763,7 @@ impl ReportFunction {
             let fields: Vec<arrow::datatypes::Field> = stage_plan.schema().as_arrow().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
             let table = Arc::new(Materialized { schema: Arc::new(arrow::datatypes::Schema::new(fields)), data: OnceLock::new() });
             ctx.register_table(stage_name, table.clone())?;
-            stages.push(Stage { plan: stage_plan, table, ctx: ctx.clone() });
+            stages.push(Stage { name: stage_name.to_string(), plan: stage_plan, table, ctx: ctx.clone() });
             rest = &body[end + 1..];
         }
         Ok((plan(rest)?, stages))
@@ -823,6 +823,7 @@ impl SchemaProvider for StageSchema {
 
 /// One intermediate result of a staged report.
 struct Stage {
+    name: String,
     plan: LogicalPlan,
     table: Arc<Materialized>,
     ctx: SessionContext,
@@ -958,7 +959,10 @@ impl CheckedReport {
         }
         for stage in &self.stages {
             if stage.table.data.get().is_none() {
+                let started = std::time::Instant::now();
                 let batches = stage.ctx.execute_logical_plan(stage.plan.clone()).await?.collect().await?;
+                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                tracing::debug!(report = %self.name, stage = %stage.name, rows, elapsed_ms = started.elapsed().as_millis(), "report stage");
                 let _ = stage.table.data.set(batches);
             }
         }

@@ -115,6 +115,11 @@ QUERIES = [
     # A limit over a date filter: the rows kept are counted after the filter, not before.
     "SELECT count(*) AS n, min(event_date) AS lo, max(event_date) AS hi FROM (SELECT event_date FROM events WHERE event_date = DATE '2026-09-21' LIMIT 50)",
     "SELECT count(*) AS n FROM events WHERE CAST(event_date AS VARCHAR) LIKE '%-2_' AND event_time < TIMESTAMP '2026-09-24T07:00:00+08:00'",
+    # Reports that read event_date for its day, week or month.
+    "SELECT * FROM user_lifecycle('week') ORDER BY period_start",
+    "SELECT * FROM user_lifecycle('day', 'account') ORDER BY period_start",
+    "SELECT org_id, as_of, health, active_users, visits, minutes, modules_used, key_users_active "
+    "FROM health_history('2026-09-24', '2026-09-30', '1 day', 7) ORDER BY org_id, as_of",
 ]
 
 

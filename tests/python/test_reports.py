@@ -84,13 +84,15 @@ def test_vitals_report_runs_a_report_by_name_in_its_order(lake):
 
 
 def test_health_history_equals_health_scores_on_its_dates(lake):
-    """Ten random (account, date) pairs: the history's row is health_scores' row on that day."""
+    """Three random dates: on each, every account's row of the history is
+    health_scores' row on that day (history steps of one day, as alerts
+    takes, and of several, shorter and longer than the period)."""
     import random as _random
 
     seed = _random.randrange(1 << 30)
     rng = _random.Random(seed)
     days = rng.choice([7, 14])
-    every = rng.choice([3, 5, 7])
+    every = rng.choice([1, 3, 5, 7, 15])
     history = sql_json(lake, f"SELECT * FROM health_history('2026-07-20', '2026-09-30', '{every} days', {days})")
     dates = sorted({r["as_of"] for r in history})
     # The dates are from `from` every `every` days up to `to`.
@@ -100,19 +102,37 @@ def test_health_history_equals_health_scores_on_its_dates(lake):
         want_dates.append(str(d))
         d += np.timedelta64(every, "D")
     assert dates == want_dates, (seed, dates)
-    for _ in range(10):
-        as_of = rng.choice(dates)
-        rows = [r for r in history if r["as_of"] == as_of]
-        row = rng.choice(rows)
+    for as_of in rng.sample(dates, 3):
+        rows = {r["org_id"]: r for r in history if r["as_of"] == as_of}
         scores = sql_json(lake, f"SELECT * FROM health_scores('{as_of}', {days})")
-        assert len(scores) == len(rows), (seed, as_of)
-        want = next(s for s in scores if s["org_id"] == row["org_id"])
-        assert set(want) == set(row) - {"as_of"}, (seed, set(want) ^ set(row))
-        for k, v in want.items():
-            if isinstance(v, float):
-                assert abs(row[k] - v) < 1e-9, (seed, as_of, row["org_id"], k, row[k], v)
-            else:
-                assert row[k] == v, (seed, as_of, row["org_id"], k, row[k], v)
+        assert sorted(rows) == sorted(s["org_id"] for s in scores), (seed, as_of)
+        for want in scores:
+            row = rows[want["org_id"]]
+            assert set(want) == set(row) - {"as_of"}, (seed, set(want) ^ set(row))
+            for k, v in want.items():
+                if isinstance(v, float):
+                    assert abs(row[k] - v) < 1e-9, (seed, every, days, as_of, row["org_id"], k, row[k], v)
+                else:
+                    assert row[k] == v, (seed, every, days, as_of, row["org_id"], k, row[k], v)
+
+
+def test_debug_logging_names_each_report_stage_with_its_rows(lake):
+    """`--log vitals=debug` says, for each stage of a report, how many rows it
+    held and how long it took: health_scores' usage (a row per account and
+    window with events) and its one row of core modules."""
+    proc = run("--log", "vitals=debug", "sql", "--lake", lake, "--format", "json", "SELECT * FROM health_scores('2026-09-30', 7)")
+    stages = {}
+    for line in proc.stderr.splitlines():
+        if "report stage" in line:
+            fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            stages[fields["stage"]] = (int(fields["rows"]), int(fields["elapsed_ms"]))
+            assert fields["report"] == "health_scores", line
+    assert list(stages) == ["usage", "core"], proc.stderr
+    assert stages["core"][0] == 1
+    # usage: a row per account and window with events in it.
+    active = sql_json(lake, "SELECT count(*) AS n FROM (SELECT DISTINCT org_id, (CAST(DATE '2026-09-30' AS INT) - CAST(event_date AS INT)) / 7 AS w "
+                            "FROM events WHERE event_date > DATE '2026-09-30' - INTERVAL '21 days' AND event_date <= DATE '2026-09-30')")
+    assert stages["usage"][0] == active[0]["n"], (stages, active)
 
 
 def test_alerts_equal_the_default_rules_evaluated_day_by_day(lake, tmp_path):
