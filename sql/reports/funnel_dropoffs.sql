@@ -1,7 +1,5 @@
 -- funnel_dropoffs(steps EVENTS, window INTERVAL = 7 days, step BIGINT = 1, mode VARCHAR = '', from DATE = first, to DATE = last, limit BIGINT = 1000): who dropped out after a funnel step: the users who reached step (along the chain window_funnel counts) but not the next one, as many as funnel's dropped on the next step's row, with their account, when they reached the step, the breakdown columns of their first step-1 event (utm_source, browser, os, region), their account's plan and their role, and the next three events they did after the step (where they went); the latest first, at most limit
 -- order: reached_at DESC, user_id
--- Who dropped out after the step: one funnel pass, held once (read twice below).
--- stage dropped
 WITH ev AS (
     SELECT e.user_id, e.org_id, e.event_time, e.event, e.utm_source, e.browser, e.os, e.region
     FROM events e
@@ -18,11 +16,13 @@ per_user AS (
         window_funnel_path({{window}}, {{mode}}, event_time, {{conditions}}) AS path
     FROM ev
     GROUP BY user_id
-)
-SELECT user_id, org_id, utm_source, browser, os, region, path[{{step}}] AS reached_us
-FROM per_user
-WHERE cardinality(path) = {{step}};
-WITH later AS (
+),
+dropped AS (
+    SELECT user_id, org_id, utm_source, browser, os, region, path[{{step}}] AS reached_us
+    FROM per_user
+    WHERE cardinality(path) = {{step}}
+),
+later AS (
     -- Every event after the step's, up to `to`: where the user went instead.
     SELECT d.user_id, e.event,
            row_number() OVER (PARTITION BY d.user_id ORDER BY e.event_time, e.event) AS k
