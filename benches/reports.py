@@ -113,6 +113,13 @@ def only_names(arg):
     return {n.strip() for n in arg.split(";" if ";" in arg else ",")}
 
 
+def lake_size(binary, lake):
+    """The lake's event count and last day (as text)."""
+    _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*), max(event_date) FROM events"])
+    count, last = out.splitlines()[-1].split(",")
+    return int(count), last
+
+
 def report_sql(call, last):
     # The whole result, every column, printed: nothing can be pruned away.
     return call if call.startswith("SELECT") else f"SELECT * FROM {call.format(last=last)}"
@@ -128,10 +135,9 @@ def growth(binary, sizes, lakes, only, memory_limit):
         lake = Path(lakes) / f"growth-{m:g}m"
         if not (lake / "events").exists():
             timed([binary, "demo", "--lake", lake, "--accounts", str(int(m * 260))])
-        _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*), max(event_date) FROM events"])
-        count, last = out.splitlines()[-1].split(",")
-        events[m] = int(count)
-        print(f"{m:g}M: {int(count):,} events to {last}", flush=True)
+        count, last = lake_size(binary, lake)
+        events[m] = count
+        print(f"{m:g}M: {count:,} events to {last}", flush=True)
         for name, call in REPORTS:
             if only and name not in only:
                 continue
@@ -188,8 +194,7 @@ def versus(before, binary, sizes, lakes, only, memory_limit, runs):
     print("|---|---|---|---|---|---|")
     for m in sizes:
         lake = Path(lakes) / f"growth-{m:g}m"
-        _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*), max(event_date) FROM events"])
-        count, last = out.splitlines()[-1].split(",")
+        count, last = lake_size(binary, lake)
         for name, call in REPORTS:
             if only and name not in only:
                 continue
@@ -208,7 +213,7 @@ def versus(before, binary, sizes, lakes, only, memory_limit, runs):
             same = "yes" if wa is not None and wb is not None and same_rows(oa, ob) else "NO"
             fmt = lambda w, r, o: f"failed: {o.replace('|', '/')}" if w is None else f"{w:.2f} / {r:.0f}"
             ratio = f"{wb / wa:.2f}" if wa and wb else "-"
-            print(f"| {name} | {int(count):,} | {fmt(wa, ra, oa)} | {fmt(wb, rb, ob)} | {ratio} | {same} |", flush=True)
+            print(f"| {name} | {count:,} | {fmt(wa, ra, oa)} | {fmt(wb, rb, ob)} | {ratio} | {same} |", flush=True)
 
 
 def main():
@@ -237,9 +242,8 @@ def main():
     lake = Path(a.lake) if a.lake else Path(tmp.name) / "lake"
     if not (lake / "events").exists():
         timed([binary, "demo", "--lake", lake, "--accounts", str(a.accounts), "--days", str(a.days)])
-    _, _, out = timed([binary, "sql", "--lake", lake, "--format", "csv", "SELECT count(*), max(event_date) FROM events"])
-    count, last = out.splitlines()[-1].split(",")
-    print(f"lake: {int(count):,} events, {a.accounts} accounts, {a.days} days to {last}; {a.runs} runs each, median\n")
+    count, last = lake_size(binary, lake)
+    print(f"lake: {count:,} events, {a.accounts} accounts, {a.days} days to {last}; {a.runs} runs each, median\n")
     if a.history:
         history(binary, lake, dt.date.fromisoformat(last), a.history)
         return
