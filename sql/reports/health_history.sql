@@ -1,19 +1,19 @@
 -- health_history(from DATE, to DATE, every INTERVAL = '7 days', days BIGINT = 7, org_id VARCHAR = ''): per account (every one, or org_id's) and as_of from `from` to `to` every `every` (whole days): what health_scores(as_of, days) gives on that day (health, temperature, quadrant, play, band, their change, the measure that moved most, and each measure), computed in one pass over the events of the period
 -- order: org_id, as_of
 -- The events of every day the dates need, reduced once, each to what one
--- measure counts: the users, visits and modules of each account and day, and
--- its minutes. A count of distinct users (visits, modules) over a period is
--- then a count over the days it holds.
--- stage user_days
-SELECT org_id, user_id, CAST(CAST(event_date AS INT) AS BIGINT) AS d
+-- measure counts: per account, the days (as a set of day offsets from
+-- history_first_day) each user and each visit was seen on, each module's
+-- days, and the minutes of each day.
+-- stage user_sets
+SELECT org_id, user_id, day_bits(CAST(CAST(event_date AS INT) AS BIGINT) - {{first_day_number}}, {{span}}) AS days
 FROM events
 WHERE event_date >= {{history_first_day}} AND event_date <= {{to}}
-GROUP BY org_id, user_id, event_date;
--- stage session_days
-SELECT org_id, session_id, CAST(CAST(event_date AS INT) AS BIGINT) AS d
+GROUP BY org_id, user_id;
+-- stage session_sets
+SELECT org_id, session_id, day_bits(CAST(CAST(event_date AS INT) AS BIGINT) - {{first_day_number}}, {{span}}) AS days
 FROM events
 WHERE event_date >= {{history_first_day}} AND event_date <= {{to}} AND session_id IS NOT NULL
-GROUP BY org_id, session_id, event_date;
+GROUP BY org_id, session_id;
 -- stage module_days
 SELECT org_id, module, CAST(CAST(event_date AS INT) AS BIGINT) AS d
 FROM events
@@ -39,15 +39,20 @@ SELECT CAST(CAST({{from_day}} + k * {{every_days}} AS INT) AS DATE) AS as_of, {{
 FROM (SELECT unnest(range(0, {{points}})) AS k);
 -- Per account, date and window w: what the scores count. Held once: the
 -- scoring below reads it several times (SQL would recount it at every use).
+-- window_counts gives, per account, the count of every period of `days`
+-- ending on each day from history_first_day (offset j) to `to`.
 -- stage usage
 WITH active AS (
-    -- Per account and period (by its last day e); one DISTINCT per aggregation.
-    SELECT a.org_id, a.e, count(*) AS active_users,
-        sum(CASE WHEN u.is_key_user THEN 1 ELSE 0 END) AS key_active,
-        sum(CASE WHEN u.is_key_user OR u.role = 'admin' THEN 1 ELSE 0 END) AS admins_active
-    FROM (SELECT DISTINCT x.org_id, p.e, x.user_id FROM user_days x JOIN day_periods p ON p.d = x.d) a
-    LEFT JOIN users u ON u.user_id = a.user_id
-    GROUP BY a.org_id, a.e
+    SELECT org_id, {{first_day_number}} + unnest(range(0, {{span}})) AS e, unnest(n) AS active_users, unnest(k) AS key_active, unnest(a) AS admins_active
+    FROM (
+        SELECT s.org_id,
+            window_counts(s.days, {{span}}, {{days}}) AS n,
+            window_counts(CASE WHEN u.is_key_user THEN s.days END, {{span}}, {{days}}) AS k,
+            window_counts(CASE WHEN u.is_key_user OR u.role = 'admin' THEN s.days END, {{span}}, {{days}}) AS a
+        FROM user_sets s
+        LEFT JOIN users u ON u.user_id = s.user_id
+        GROUP BY s.org_id
+    )
 ),
 minutes AS (
     SELECT x.org_id, p.e, coalesce(sum(x.duration_ms), 0) / 60000.0 AS minutes
@@ -55,15 +60,21 @@ minutes AS (
     GROUP BY x.org_id, p.e
 ),
 visits AS (
-    SELECT x.org_id, p.e, count(DISTINCT x.session_id) AS visits
-    FROM session_days x JOIN day_periods p ON p.d = x.d
-    GROUP BY x.org_id, p.e
+    SELECT org_id, {{first_day_number}} + unnest(range(0, {{span}})) AS e, unnest(n) AS visits
+    FROM (SELECT org_id, window_counts(days, {{span}}, {{days}}) AS n FROM session_sets GROUP BY org_id)
 ),
 breadth AS (
-    SELECT x.org_id, p.e, count(DISTINCT x.module) AS modules_used
-    FROM module_days x JOIN day_periods p ON p.d = x.d
-    WHERE ${health.all_modules} OR x.module IN (${health.core_modules})
-    GROUP BY x.org_id, p.e
+    SELECT org_id, {{first_day_number}} + unnest(range(0, {{span}})) AS e, unnest(n) AS modules_used
+    FROM (
+        SELECT org_id, window_counts(days, {{span}}, {{days}}) AS n
+        FROM (
+            SELECT org_id, module, day_bits(d - {{first_day_number}}, {{span}}) AS days
+            FROM module_days
+            WHERE ${health.all_modules} OR module IN (${health.core_modules})
+            GROUP BY org_id, module
+        )
+        GROUP BY org_id
+    )
 )
 SELECT g.as_of, m.org_id, w.w, a.active_users, coalesce(v.visits, 0) AS visits, m.minutes, coalesce(b.modules_used, 0) AS modules_used, a.key_active, a.admins_active
 FROM asof g
@@ -82,18 +93,24 @@ LEFT JOIN (
     JOIN asof g2 ON md.d > g2.a - 3 * {{days}} AND md.d <= g2.a
     GROUP BY g2.as_of
 ) m ON m.as_of = g.as_of;
+-- Each measure and health per as_of, account and window.
+-- stage health
 WITH ${part:health_people},
 grid AS (
     SELECT
         g.as_of, g.period_days,
         ${part:health_grid_columns}
-    FROM accounts a
-    CROSS JOIN asof g
-    CROSS JOIN (VALUES (0), (1), (2)) AS w(w)
+    -- Every account at every date and window, made by unnest: a CROSS JOIN
+    -- with a side of a few rows makes one small batch per row, and is slow.
+    FROM (SELECT *, unnest([0, 1, 2]) AS w FROM (SELECT *, unnest(range(0, {{points}})) AS k FROM account_rows)) a
+    JOIN asof g ON g.a = {{from_day}} + a.k * {{every_days}}
+    JOIN (VALUES (0), (1), (2)) AS w(w) ON w.w = a.w
     LEFT JOIN usage u ON u.as_of = g.as_of AND u.org_id = a.org_id AND u.w = w.w
     LEFT JOIN people p ON p.org_id = a.org_id
     WHERE a.signup_time IS NULL OR CAST(a.signup_time AS DATE) <= g.as_of
 ),
-${part:health_scoring}
+${part:health_measures}
+SELECT * FROM health;
+WITH ${part:health_scoring}
 -- Scored among every account, then narrowed to the one asked for.
 SELECT * FROM scores WHERE {{org_id}} = '' OR org_id = {{org_id}}

@@ -38,16 +38,22 @@ LEFT JOIN breadth b ON b.org_id = v.org_id AND b.w = v.w;
 SELECT {{as_of}} AS as_of, CASE WHEN ${health.all_modules} THEN greatest(count(DISTINCT module), 1) ELSE ${health.core_module_count} END AS modules
 FROM events
 WHERE event_date >= {{prev2_start}} AND event_date <= {{as_of}};
+-- Each measure and health per as_of, account and window.
+-- stage health
 WITH ${part:health_people},
 grid AS (
     SELECT
         {{as_of}} AS as_of, {{days}} AS period_days,
         ${part:health_grid_columns}
-    FROM accounts a
-    CROSS JOIN (VALUES (0), (1), (2)) AS w(w)
+    -- Every account in every window, made by unnest (a CROSS JOIN with a
+    -- side of a few rows makes one small batch per row).
+    FROM (SELECT *, unnest([0, 1, 2]) AS w FROM account_rows) a
+    JOIN (VALUES (0), (1), (2)) AS w(w) ON w.w = a.w
     LEFT JOIN usage u ON u.org_id = a.org_id AND u.w = w.w
     LEFT JOIN people p ON p.org_id = a.org_id
     WHERE a.signup_time IS NULL OR CAST(a.signup_time AS DATE) <= {{as_of}}
 ),
-${part:health_scoring}
+${part:health_measures}
+SELECT * FROM health;
+WITH ${part:health_scoring}
 SELECT * EXCLUDE (as_of) FROM scores

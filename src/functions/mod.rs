@@ -1,10 +1,12 @@
 //! Functions vitals adds to SQL: the behavioural aggregates (window_funnel,
 //! window_funnel_path, retention, sequence_match, sequence_count,
-//! sequence_next_node) and small scalar helpers. Registered by the engine; they know nothing of reports or
+//! sequence_next_node), day_bits and window_counts (distinct counts over
+//! sliding windows of days), logistic_regression and small scalar helpers. Registered by the engine; they know nothing of reports or
 //! of serving.
 
 pub mod behaviour;
 pub mod checked;
+pub mod days;
 pub mod guard;
 pub mod logistic;
 pub mod scalar;
@@ -37,5 +39,6 @@ pub fn register_scalar(ctx: &SessionContext) -> Vec<FunctionDoc> {
     let mut docs = scalar::register(ctx);
     docs.extend(behaviour::register(ctx));
     docs.extend(logistic::register(ctx));
+    docs.extend(days::register(ctx));
     docs
 }

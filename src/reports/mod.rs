@@ -961,6 +961,7 @@ impl CheckedReport {
             if stage.table.data.get().is_none() {
                 let started = std::time::Instant::now();
                 let batches = stage.ctx.execute_logical_plan(stage.plan.clone()).await?.collect().await?;
+                let batches = batches.iter().map(compact_views).collect::<Result<Vec<_>>>()?;
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 tracing::debug!(report = %self.name, stage = %stage.name, rows, elapsed_ms = started.elapsed().as_millis(), "report stage");
                 let _ = stage.table.data.set(batches);
@@ -968,6 +969,27 @@ impl CheckedReport {
         }
         Ok(())
     }
+}
+
+/// A stage's batch with its string and binary views holding only the bytes
+/// they show. A view column that went through joins can hold every data
+/// buffer of the join's build side; kept as it is, each later join and sort
+/// of the stage carries (and counts against the memory limit) all of them
+/// again, at a cost that grows with the square of the rows.
+fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    if !batch.columns().iter().any(|c| matches!(c.data_type(), DataType::Utf8View | DataType::BinaryView)) {
+        return Ok(batch.clone());
+    }
+    let columns: Vec<arrow::array::ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View => Arc::new(c.as_string_view().gc()) as arrow::array::ArrayRef,
+            DataType::BinaryView => Arc::new(c.as_binary_view().gc()) as arrow::array::ArrayRef,
+            _ => Arc::clone(c),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// A plan whose reports are made ready to run elsewhere (on a cluster): each
@@ -1196,5 +1218,35 @@ impl TableProvider for ReportView {
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
         let report = self.func.call_with_args(TableFunctionArgs::new(&[], state))?;
         report.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, ArrayRef, Int64Array, StringViewArray};
+    use arrow::datatypes::{Field, Schema};
+
+    /// A column gathered by concatenation from many batches carries each
+    /// batch's data buffers; compacted, it holds one buffer of the bytes it
+    /// shows, and the same values.
+    #[test]
+    fn compacted_views_keep_their_values_and_drop_other_buffers() {
+        let long = |i: usize| format!("an account name longer than twelve bytes {i}");
+        let parts: Vec<StringViewArray> = (0..50).map(|b| StringViewArray::from_iter_values((0..100).map(|i| long(b * 100 + i)))).collect();
+        let refs: Vec<&dyn Array> = parts.iter().map(|p| p as &dyn Array).collect();
+        let gathered = arrow::compute::concat(&refs).unwrap();
+        // Two rows, as a join's output would take them from its build side.
+        let taken = arrow::compute::take(&gathered, &arrow::array::UInt32Array::from(vec![7, 4321]), None).unwrap();
+        assert_eq!(taken.as_string_view().data_buffers().len(), 50);
+        let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8View, false), Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![taken, Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef]).unwrap();
+        let compacted = compact_views(&batch).unwrap();
+        let names = compacted.column(0).as_string_view();
+        assert!(names.data_buffers().len() <= 1, "{} buffers", names.data_buffers().len());
+        assert_eq!(names.value(0), long(7));
+        assert_eq!(names.value(1), long(4321));
+        assert_eq!(compacted.column(1).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec(), vec![1, 2]);
+        assert!(compacted.get_array_memory_size() * 20 < batch.get_array_memory_size());
     }
 }

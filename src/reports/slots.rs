@@ -109,6 +109,9 @@ pub fn slots(name: &str, args: &Args, config: &Config, facts: &LakeFacts) -> Res
             s.insert("points".into(), points.to_string());
             let first = super::shift(name, "from", from, 1 - 3 * days)?;
             s.insert("history_first_day".into(), format!("DATE '{first}'"));
+            // The day sets of the events (day_bits) count days from `first`.
+            s.insert("first_day_number".into(), (first - NaiveDate::default()).num_days().to_string());
+            s.insert("span".into(), ((to - first).num_days() + 1).to_string());
         }
         "alerts" => {
             let days = whole_days(name, "lookback", args.int("lookback")?)?;

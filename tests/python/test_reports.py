@@ -119,7 +119,8 @@ def test_health_history_equals_health_scores_on_its_dates(lake):
 def test_debug_logging_names_each_report_stage_with_its_rows(lake):
     """`--log vitals=debug` says, for each stage of a report, how many rows it
     held and how long it took: health_scores' usage (a row per account and
-    window with events) and its one row of core modules."""
+    window with events), its one row of core modules, and its measures (a row
+    per account signed up by as_of and window)."""
     proc = run("--log", "vitals=debug", "sql", "--lake", lake, "--format", "json", "SELECT * FROM health_scores('2026-09-30', 7)")
     stages = {}
     for line in proc.stderr.splitlines():
@@ -127,8 +128,10 @@ def test_debug_logging_names_each_report_stage_with_its_rows(lake):
             fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
             stages[fields["stage"]] = (int(fields["rows"]), int(fields["elapsed_ms"]))
             assert fields["report"] == "health_scores", line
-    assert list(stages) == ["usage", "core"], proc.stderr
+    assert list(stages) == ["usage", "core", "health"], proc.stderr
     assert stages["core"][0] == 1
+    signed_up = sql_json(lake, "SELECT count(*) AS n FROM accounts WHERE signup_time IS NULL OR CAST(signup_time AS DATE) <= DATE '2026-09-30'")
+    assert stages["health"][0] == 3 * signed_up[0]["n"], (stages, signed_up)
     # usage: a row per account and window with events in it.
     active = sql_json(lake, "SELECT count(*) AS n FROM (SELECT DISTINCT org_id, (CAST(DATE '2026-09-30' AS INT) - CAST(event_date AS INT)) / 7 AS w "
                             "FROM events WHERE event_date > DATE '2026-09-30' - INTERVAL '21 days' AND event_date <= DATE '2026-09-30')")
