@@ -83,7 +83,7 @@ fn words_of<'a>(name: &str, bytes: &'a [u8]) -> Result<impl Iterator<Item = u64>
     Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])))
 }
 
-fn int64_args(name: &str, arg_types: &[DataType], n: usize) -> Result<()> {
+fn check_arg_count(name: &str, arg_types: &[DataType], n: usize) -> Result<()> {
     if arg_types.len() != n {
         return plan_err!("{name} takes {n} arguments, got {}", arg_types.len());
     }
@@ -205,7 +205,7 @@ impl AggregateUDFImpl for DayBits {
         Some(&self.doc)
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        int64_args("day_bits", arg_types, 2)?;
+        check_arg_count("day_bits", arg_types, 2)?;
         if let Some(t) = arg_types.iter().find(|t| !integer_or_null(t)) {
             return plan_err!("day_bits: the offset and the span must be integers, got {t}");
         }
@@ -328,7 +328,7 @@ impl AggregateUDFImpl for WindowCounts {
         Some(&self.doc)
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        int64_args("window_counts", arg_types, 3)?;
+        check_arg_count("window_counts", arg_types, 3)?;
         if !matches!(arg_types[0], DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null) {
             return plan_err!("window_counts: the set must be binary (from day_bits), got {}", arg_types[0]);
         }
