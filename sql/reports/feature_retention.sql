@@ -1,8 +1,10 @@
 -- feature_retention(period VARCHAR = week, to DATE = last): for each event and each module: how many new users used it in their first period, and the share of them active in the next period against the share of the new users who did not use it
 -- order: difference_pct_points DESC NULLS LAST, kind, feature
 -- stage up
--- The periods each user was active in.
-SELECT DISTINCT user_id, {{idx}} AS p FROM events WHERE event_date <= {{to}};
+-- The periods each user was active in (first_of_run: one row of each run
+-- of a user's rows on a day is enough for the DISTINCT).
+SELECT DISTINCT user_id, {{idx}} AS p FROM events
+WHERE event_date <= {{to}} AND first_of_run(event_date <= {{to}}, user_id, event_date);
 -- stage newcomers
 -- New: first seen after the data's first period; the next period must be observed.
 WITH firsts AS (

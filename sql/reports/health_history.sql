@@ -2,23 +2,27 @@
 -- order: org_id, as_of
 -- The events of every day the dates need, reduced once, each to what one
 -- measure counts: per account, the days (as a set of day offsets from
--- history_first_day) each user and each visit was seen on, each module's
--- days, and the minutes of each day.
+-- history_first_day) each user, each visit and each module was seen on,
+-- and the minutes of each day. first_of_run drops a row that repeats
+-- the one before it (sorted files hold a visit's rows together): a set of
+-- days is the same without it, and the grouping hashes far fewer rows.
 -- stage user_sets
 SELECT org_id, user_id, day_bits(CAST(CAST(event_date AS INT) AS BIGINT) - {{first_day_number}}, {{span}}) AS days
 FROM events
 WHERE event_date >= {{history_first_day}} AND event_date <= {{to}}
+    AND first_of_run(event_date >= {{history_first_day}} AND event_date <= {{to}}, org_id, user_id, event_date)
 GROUP BY org_id, user_id;
 -- stage session_sets
 SELECT org_id, session_id, day_bits(CAST(CAST(event_date AS INT) AS BIGINT) - {{first_day_number}}, {{span}}) AS days
 FROM events
 WHERE event_date >= {{history_first_day}} AND event_date <= {{to}} AND session_id IS NOT NULL
+    AND first_of_run(event_date >= {{history_first_day}} AND event_date <= {{to}} AND session_id IS NOT NULL, org_id, session_id, event_date)
 GROUP BY org_id, session_id;
--- stage module_days
-SELECT org_id, module, CAST(CAST(event_date AS INT) AS BIGINT) AS d
+-- stage module_sets
+SELECT org_id, module, day_bits(CAST(CAST(event_date AS INT) AS BIGINT) - {{first_day_number}}, {{span}}) AS days
 FROM events
 WHERE event_date >= {{history_first_day}} AND event_date <= {{to}} AND module IS NOT NULL
-GROUP BY org_id, module, event_date;
+GROUP BY org_id, module;
 -- stage org_days
 SELECT org_id, CAST(CAST(event_date AS INT) AS BIGINT) AS d, sum(duration_ms) AS duration_ms
 FROM events
@@ -67,12 +71,8 @@ breadth AS (
     SELECT org_id, {{first_day_number}} + unnest(range(0, {{span}})) AS e, unnest(n) AS modules_used
     FROM (
         SELECT org_id, window_counts(days, {{span}}, {{days}}) AS n
-        FROM (
-            SELECT org_id, module, day_bits(d - {{first_day_number}}, {{span}}) AS days
-            FROM module_days
-            WHERE ${health.all_modules} OR module IN (${health.core_modules})
-            GROUP BY org_id, module
-        )
+        FROM module_sets
+        WHERE ${health.all_modules} OR module IN (${health.core_modules})
         GROUP BY org_id
     )
 )
@@ -83,16 +83,19 @@ JOIN minutes m ON m.e = g.a - w.w * {{days}}
 JOIN active a ON a.org_id = m.org_id AND a.e = m.e
 LEFT JOIN visits v ON v.org_id = m.org_id AND v.e = m.e
 LEFT JOIN breadth b ON b.org_id = m.org_id AND b.e = m.e;
--- Modules used by anyone in the three periods up to each as_of.
+-- Modules used by anyone in the three periods up to each as_of: each
+-- module's days in every account (day_bits of sets is their union),
+-- counted over windows of three periods.
 -- stage core
 SELECT g.as_of, CASE WHEN ${health.all_modules} THEN greatest(coalesce(m.modules, 0), 1) ELSE ${health.core_module_count} END AS modules
 FROM asof g
 LEFT JOIN (
-    SELECT g2.as_of, count(DISTINCT md.module) AS modules
-    FROM (SELECT DISTINCT module, d FROM module_days) md
-    JOIN asof g2 ON md.d > g2.a - 3 * {{days}} AND md.d <= g2.a
-    GROUP BY g2.as_of
-) m ON m.as_of = g.as_of;
+    SELECT {{first_day_number}} + unnest(range(0, {{span}})) AS e, unnest(n) AS modules
+    FROM (
+        SELECT window_counts(days, {{span}}, 3 * {{days}}) AS n
+        FROM (SELECT module, day_bits(days, {{span}}) AS days FROM module_sets GROUP BY module)
+    )
+) m ON m.e = g.a;
 -- Each measure and health per as_of, account and window.
 -- stage health
 WITH ${part:health_people},

@@ -1,9 +1,12 @@
 -- intervention_effect(days BIGINT): for each CSM intervention: visits per day in the `days` before and after it (the day itself left out; the after window ends with the data), against accounts without interventions matched on plan and prior trend (or on trend alone when no account of the plan matches; prior trend = visits before against the `days` before that); effect = the account's change minus the matched accounts' average change, in percentage points; and the same for MRR, from the intervention day to 90 days later (cut at the data's end), where subscriptions exist
 -- order: at, org_id
 -- stage daily
--- Visits per account and day.
+-- Visits per account and day, from the first row of each run of a visit's
+-- rows on a day (first_of_run; sorted files hold them together): the
+-- distinct count is the same, and far fewer rows are hashed.
 SELECT org_id, CAST(event_date AS INT) AS dn, count(DISTINCT session_id) AS visits
 FROM events
+WHERE first_of_run(true, org_id, session_id, event_date)
 GROUP BY org_id, event_date;
 -- stage cum
 -- Visits up to and including each day, per account: a window's visits are a

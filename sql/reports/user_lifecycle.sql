@@ -4,9 +4,10 @@
 -- The periods each user was active in, computed once for the parts below,
 -- from the days each was active on (event_date is event_time's UTC day, so
 -- its day, week or month is event_time's; truncating a few rows per user
--- costs far less than truncating every event's time).
+-- costs far less than truncating every event's time; first_of_run leaves
+-- one row of each run of a user's rows on a day to the DISTINCT).
 SELECT DISTINCT user_id, date_trunc({{period}}, arrow_cast(d, 'Timestamp(Microsecond, Some("UTC"))')) AS p
-FROM (SELECT DISTINCT {{unit_col}} AS user_id, event_date AS d FROM events);
+FROM (SELECT DISTINCT {{unit_col}} AS user_id, event_date AS d FROM events WHERE first_of_run(true, {{unit_col}}, event_date));
 WITH firsts AS (
     SELECT user_id, min(p) AS first_p FROM act GROUP BY user_id
 ),

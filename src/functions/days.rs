@@ -30,9 +30,9 @@ use super::FunctionDoc;
 pub const MAX_SPAN: i64 = 100_000;
 
 const DAY_BITS: (&str, &str) = (
-    "day_bits(offset BIGINT, span BIGINT)",
+    "day_bits(offset BIGINT, span BIGINT), day_bits(set BINARY, span BIGINT)",
     "The set of day offsets (0 to span - 1) of the group's rows, as little-endian 64-bit words (bit k of the set is offset k); \
-     NULL offsets are skipped; span must be the same in every row and at most 100000.",
+     NULL offsets are skipped; span must be the same in every row and at most 100000. Given sets of the same span instead of offsets, their union.",
 );
 const WINDOW_COUNTS: (&str, &str) = (
     "window_counts(bits BINARY, span BIGINT, days BIGINT)",
@@ -206,10 +206,14 @@ impl AggregateUDFImpl for DayBits {
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         check_arg_count("day_bits", arg_types, 2)?;
-        if let Some(t) = arg_types.iter().find(|t| !integer_or_null(t)) {
-            return plan_err!("day_bits: the offset and the span must be integers, got {t}");
+        if !integer_or_null(&arg_types[1]) {
+            return plan_err!("day_bits: the span must be an integer, got {}", arg_types[1]);
         }
-        Ok(vec![DataType::Int64; 2])
+        match &arg_types[0] {
+            DataType::Binary | DataType::BinaryView | DataType::LargeBinary => Ok(vec![DataType::Binary, DataType::Int64]),
+            t if integer_or_null(t) => Ok(vec![DataType::Int64; 2]),
+            t => plan_err!("day_bits: the first argument must be an integer offset or a set (BINARY), got {t}"),
+        }
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Binary)
@@ -246,11 +250,34 @@ impl BitSets {
         }
         self.span = Some(span);
         self.rows.set_width("day_bits", words_for(days_usize(span)))?;
+        let skipped = |row: usize| filter.is_some_and(|f| !f.is_valid(row) || !f.value(row));
+        if let Some(sets) = values[0].as_binary_opt::<i32>() {
+            // The union of sets made over the same span.
+            let width = self.rows.width;
+            let spare = width * 64 - days_usize(span);
+            for row in 0..sets.len() {
+                if sets.is_null(row) || skipped(row) {
+                    continue;
+                }
+                let bytes = sets.value(row);
+                if bytes.len() != width * 8 {
+                    return exec_err!("day_bits: a set of {} bytes where span {span} needs {}", bytes.len(), width * 8);
+                }
+                let target = self.rows.row_mut(group_of(row));
+                for (w, v) in target.iter_mut().zip(words_of("day_bits", bytes)?) {
+                    *w |= v;
+                }
+                if spare > 0 && target[width - 1] >> (64 - spare) != 0 {
+                    return exec_err!("day_bits: a set holds a day at or past offset {span}, outside its span {span}");
+                }
+            }
+            return Ok(());
+        }
         let Some(offsets) = values[0].as_primitive_opt::<Int64Type>() else {
             return exec_err!("day_bits: the offset must be an integer, got {}", values[0].data_type());
         };
         for row in 0..offsets.len() {
-            if offsets.is_null(row) || filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+            if offsets.is_null(row) || skipped(row) {
                 continue;
             }
             let off = offsets.value(row);
@@ -609,5 +636,25 @@ mod tests {
         assert!(err.contains("offset 71 is outside 0 to 70"), "{err}");
         let negative: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![-1])), Arc::new(Int64Array::from(vec![71]))];
         assert!(BitSets::default().update_batch(&negative, &[0], None, 1).is_err());
+    }
+
+    #[test]
+    fn day_bits_of_sets_is_their_union_and_refuses_sets_of_another_span() {
+        let mut acc = BitSets::default();
+        let sets: BinaryArray = vec![Some(set_of(&[1, 70], 71)), None, Some(set_of(&[2], 71)), Some(set_of(&[64], 71))].into_iter().collect();
+        let values: Vec<ArrayRef> = vec![Arc::new(sets), Arc::new(Int64Array::from(vec![71; 4]))];
+        acc.update_batch(&values, &[0, 0, 0, 1], None, 2).unwrap();
+        let out = acc.evaluate(EmitTo::All).unwrap();
+        let out = out.as_binary::<i32>();
+        assert_eq!(out.value(0), set_of(&[1, 2, 70], 71).as_slice());
+        assert_eq!(out.value(1), set_of(&[64], 71).as_slice());
+        // A set of 130 days is three words, not the two a span of 71 needs.
+        let other: BinaryArray = vec![Some(set_of(&[0], 130))].into_iter().collect();
+        let err = BitSets::default().update_batch(&[Arc::new(other) as ArrayRef, Arc::new(Int64Array::from(vec![71]))], &[0], None, 1).unwrap_err().to_string();
+        assert!(err.contains("a set of 24 bytes where span 71 needs 16"), "{err}");
+        // Two words, but with day 100 set: past a span of 71.
+        let past: BinaryArray = vec![Some(set_of(&[100], 128))].into_iter().collect();
+        let err = BitSets::default().update_batch(&[Arc::new(past) as ArrayRef, Arc::new(Int64Array::from(vec![71]))], &[0], None, 1).unwrap_err().to_string();
+        assert!(err.contains("outside its span 71"), "{err}");
     }
 }

@@ -1,7 +1,9 @@
 //! Functions vitals adds to SQL: the behavioural aggregates (window_funnel,
 //! window_funnel_path, retention, sequence_match, sequence_count,
 //! sequence_next_node), day_bits and window_counts (distinct counts over
-//! sliding windows of days), logistic_regression and small scalar helpers. Registered by the engine; they know nothing of reports or
+//! sliding windows of days), logistic_regression, first_of_run (drops a
+//! sorted file's repeated rows before an aggregation that ignores them) and
+//! small scalar helpers. Registered by the engine; they know nothing of reports or
 //! of serving.
 
 pub mod behaviour;
@@ -9,6 +11,7 @@ pub mod checked;
 pub mod days;
 pub mod guard;
 pub mod logistic;
+pub mod runs;
 pub mod scalar;
 
 use datafusion::common::ScalarValue;
@@ -40,5 +43,6 @@ pub fn register_scalar(ctx: &SessionContext) -> Vec<FunctionDoc> {
     docs.extend(behaviour::register(ctx));
     docs.extend(logistic::register(ctx));
     docs.extend(days::register(ctx));
+    docs.extend(runs::register(ctx));
     docs
 }

@@ -95,7 +95,9 @@ def layouts(demo, tmp_path_factory):
         part = events.filter(pc.equal(local_days, pa.scalar(d, pa.date32())))
         folder = local / "events" / f"event_date={d.isoformat()}"
         folder.mkdir(parents=True)
-        pq.write_table(part, folder / "data.parquet")
+        # Small row groups: the reader's batches end inside runs of one
+        # user's or one visit's rows (first_of_run must keep each run's first).
+        pq.write_table(part, folder / "data.parquet", row_group_size=500)
     write_dimensions(demo, local)
     out["utc_plus_8"] = local
     return out
@@ -120,6 +122,11 @@ QUERIES = [
     "SELECT * FROM user_lifecycle('day', 'account') ORDER BY period_start",
     "SELECT org_id, as_of, health, active_users, visits, minutes, modules_used, key_users_active "
     "FROM health_history('2026-09-24', '2026-09-30', '1 day', 7) ORDER BY org_id, as_of",
+    # Distinct counts fed one row per run of sorted rows (first_of_run): the
+    # shuffled load-date files have no runs, the UTC+8 ones runs cut by batches.
+    "SELECT org_id, health, active_users, visits, modules_used FROM health_scores('2026-09-30', 7) ORDER BY org_id",
+    "SELECT org_id, at, visits_per_day_before, visits_per_day_after, matched_accounts FROM intervention_effect(7) ORDER BY org_id, at",
+    "SELECT kind, feature, users_with, retention_with_pct, users_without FROM feature_retention('week') ORDER BY kind, feature",
 ]
 
 
